@@ -1,0 +1,293 @@
+//! Bearer-token authentication (HS256 JWT) and the roles that decide what a caller may do.
+//!
+//! Claims: `sub` (the actor, recorded in every event's metadata), `exp`, and
+//! `roles`, an array of role names. A request without a valid token is refused
+//! with HTTP 401 before GraphQL runs; a valid token without the needed role gets
+//! the GraphQL error FORBIDDEN from the field's guard.
+
+use std::{collections::BTreeSet, fmt, str::FromStr, sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    extract::FromRequestParts,
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The longest `sub` accepted; it is written into every event's metadata.
+pub const SUBJECT_LEN_MAX: usize = 200;
+/// How long a token minted by `folio token` lives unless told otherwise.
+pub const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(12 * 60 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Opens accounts and moves money.
+    Teller,
+    /// Freezes, unfreezes and closes accounts.
+    Supervisor,
+    /// Reads reports and the audit trail, and nothing else.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Teller, Role::Supervisor, Role::Auditor];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Teller => "teller",
+            Self::Supervisor => "supervisor",
+            Self::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}: use teller, supervisor or auditor"))
+    }
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub actor: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Principal {
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.roles.contains(r))
+    }
+
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles.iter().map(|r| r.as_str().to_string()).collect()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "missing bearer token: send the header 'Authorization: Bearer <token>' (mint one with 'folio token')"
+    )]
+    Missing,
+    #[error("the Authorization header must be 'Bearer <token>'")]
+    Malformed,
+    #[error("the bearer token has expired")]
+    Expired,
+    #[error("the bearer token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// The keys tokens are signed and checked with.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKeys(..)")
+    }
+}
+
+impl TokenKeys {
+    pub fn new(secret: &SecretString) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+        }
+    }
+
+    /// A signed token for `sub` with `roles`, valid for `ttl`.
+    pub fn mint(&self, sub: &str, roles: &[Role], ttl: Duration) -> Result<String, AuthError> {
+        let now = now_secs();
+        let claims = Claims {
+            sub: sub.to_string(),
+            exp: now + ttl.as_secs(),
+            iat: Some(now),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// The caller a token names, if it is signed with our key and unexpired.
+    /// Role names this platform does not know are ignored.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            })?;
+        let actor = data.claims.sub.trim().to_string();
+        if actor.is_empty() || actor.len() > SUBJECT_LEN_MAX {
+            return Err(AuthError::Invalid(format!(
+                "sub must be 1 to {SUBJECT_LEN_MAX} characters"
+            )));
+        }
+        let roles = data
+            .claims
+            .roles
+            .iter()
+            .filter_map(|r| r.parse::<Role>().ok())
+            .collect();
+        Ok(Principal { actor, roles })
+    }
+
+    /// The caller named by an `Authorization` header value.
+    pub fn verify_header(&self, header: Option<&HeaderValue>) -> Result<Principal, AuthError> {
+        let raw = header.ok_or(AuthError::Missing)?;
+        let text = raw.to_str().map_err(|_| AuthError::Malformed)?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Malformed)?;
+        self.verify(token)
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Extracts the authenticated caller, or answers 401. Needs an `Extension<Arc<TokenKeys>>` layer.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(keys) = parts.extensions.get::<Arc<TokenKeys>>() else {
+            tracing::error!("TokenKeys extension missing from the router");
+            return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        };
+        keys.verify_header(parts.headers.get(header::AUTHORIZATION))
+            .map(Authenticated)
+            .map_err(unauthorized)
+    }
+}
+
+/// HTTP 401 with a GraphQL-shaped body, so GraphQL clients show the reason.
+pub fn unauthorized(error: AuthError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": error.to_string(), "extensions": { "code": "UNAUTHENTICATED" } }]
+    });
+    let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"folio\""),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &str) -> TokenKeys {
+        TokenKeys::new(&SecretString::from(secret.to_string()))
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_subject_and_roles() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let token = keys
+            .mint(
+                "alice",
+                &[Role::Teller, Role::Auditor],
+                Duration::from_secs(60),
+            )
+            .expect("mint");
+        let principal = keys.verify(&token).expect("verify");
+        assert_eq!(principal.actor, "alice");
+        assert_eq!(
+            principal.roles,
+            BTreeSet::from([Role::Teller, Role::Auditor])
+        );
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let token = keys("0123456789abcdef0123456789abcdef")
+            .mint("mallory", &[Role::Supervisor], Duration::from_secs(60))
+            .expect("mint");
+        let other = keys("ffffffffffffffffffffffffffffffff");
+        assert!(matches!(other.verify(&token), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let claims = Claims {
+            sub: "bob".into(),
+            exp: now_secs() - 3600,
+            iat: None,
+            roles: vec!["teller".into()],
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+            .expect("encode");
+        assert_eq!(keys.verify(&token), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn the_header_must_be_a_bearer_token() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        assert_eq!(keys.verify_header(None), Err(AuthError::Missing));
+        let basic = HeaderValue::from_static("Basic YWxhZGRpbjpvcGVuc2VzYW1l");
+        assert_eq!(keys.verify_header(Some(&basic)), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn unknown_role_names_grant_nothing() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let claims = Claims {
+            sub: "carol".into(),
+            exp: now_secs() + 60,
+            iat: None,
+            roles: vec!["admin".into(), "auditor".into()],
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
+            .expect("encode");
+        assert_eq!(
+            keys.verify(&token).map(|p| p.roles),
+            Ok(BTreeSet::from([Role::Auditor]))
+        );
+    }
+}

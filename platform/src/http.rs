@@ -1,0 +1,127 @@
+//! HTTP plumbing shared by the services: common layers, health, readiness, metrics, serving.
+
+use std::{net::SocketAddr, sync::Arc, sync::OnceLock, time::Duration};
+
+use axum::{
+    Extension, Json, Router,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+
+use crate::auth::TokenKeys;
+
+/// The largest request body accepted (a GraphQL request is a few KiB).
+pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long a readiness probe waits for a dependency before calling it down.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Adds what every service's router needs: the token keys, the body limit and request tracing (outermost).
+pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>) -> Router {
+    router
+        .layer(Extension(keys))
+        .layer(RequestBodyLimitLayer::new(REQUEST_BODY_BYTES_MAX))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// One dependency's state, as `/readyz` reports it.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn up(name: &'static str) -> Self {
+        Self {
+            name,
+            ok: true,
+            detail: "ok".into(),
+        }
+    }
+
+    pub fn down(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// `GET /readyz` body: 200 when every check is up, else 503, with each check named.
+pub fn readiness_response(checks: &[Check]) -> Response {
+    let ready = checks.iter().all(|c| c.ok);
+    let body = json!({
+        "ready": ready,
+        "checks": checks
+            .iter()
+            .map(|c| (c.name.to_string(), json!({ "ok": c.ok, "detail": c.detail })))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Checks that PostgreSQL answers a trivial query within [`READINESS_TIMEOUT`].
+pub async fn check_postgres(pool: &sqlx::PgPool) -> Check {
+    match tokio::time::timeout(READINESS_TIMEOUT, sqlx::query("select 1").execute(pool)).await {
+        Ok(Ok(_)) => Check::up("postgres"),
+        Ok(Err(e)) => Check::down("postgres", e.to_string()),
+        Err(_) => Check::down("postgres", "no answer within 2s"),
+    }
+}
+
+/// Checks that the NATS connection is established.
+pub fn check_nats(client: &async_nats::Client) -> Check {
+    match client.connection_state() {
+        async_nats::connection::State::Connected => Check::up("nats"),
+        state => Check::down("nats", format!("{state}")),
+    }
+}
+
+/// The process-wide Prometheus recorder; installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; metrics then go there.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed");
+        }
+        handle
+    })
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics() -> String {
+    metrics_handle().render()
+}
+
+/// Serves `router` on `listener` (with client addresses) until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
