@@ -2,22 +2,50 @@
 
 use std::{net::SocketAddr, sync::Arc, sync::OnceLock, time::Duration};
 
+use async_graphql::Executor;
 use axum::{
     Extension, Json, Router,
     http::StatusCode,
     response::{IntoResponse, Response},
+    routing::{get, post},
 };
+use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
 
-use crate::auth::TokenKeys;
+use crate::{
+    auth::TokenKeys,
+    graphql::{graphiql, graphql_handler},
+};
 
 /// The largest request body accepted (a GraphQL request is a few KiB).
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// How long a readiness probe waits for a dependency before calling it down.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Computes the dependency checks `/readyz` reports.
+pub type Readiness = Arc<dyn Fn() -> BoxFuture<'static, Vec<Check>> + Send + Sync>;
+
+/// The routes every service serves: `POST /graphql`, GraphiQL at `/`, `/healthz`,
+/// `/readyz` and `/metrics`. Add service-specific routes, then [`with_common_layers`].
+pub fn service_routes<E>(executor: E, readiness: Readiness) -> Router
+where
+    E: Executor + Clone,
+{
+    let ready = move || {
+        let readiness = readiness.clone();
+        async move { readiness_response(&readiness().await) }
+    };
+    Router::new()
+        .route("/graphql", post(graphql_handler::<E>).get(graphiql))
+        .route("/", get(graphiql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(Extension(executor))
+}
 
 /// Adds what every service's router needs: the token keys, the body limit and request tracing (outermost).
 pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>) -> Router {

@@ -1,0 +1,240 @@
+//! GraphQL inputs and their parsing into domain commands: each refusal names the field and the rule.
+
+use async_graphql::InputObject;
+use ledger::{
+    AccountId, Currency, ErrorCode, Hash, PositiveAmount, TransferId,
+    hashing::canonical_json,
+    money::parse_limit,
+};
+use platform::ApiError;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    commands::IDEMPOTENCY_KEY_LEN_MAX,
+    domain::{ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw},
+};
+
+#[derive(InputObject, Serialize)]
+pub struct OpenAccountInput {
+    /// Chosen by the client, or generated when omitted.
+    pub account_id: Option<Uuid>,
+    pub holder: String,
+    /// ISO 4217 code, e.g. USD.
+    pub currency: String,
+    /// How far below zero the balance may go; 0 when omitted.
+    pub overdraft_limit: Option<Decimal>,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct DepositInput {
+    pub account_id: Uuid,
+    /// In the account's currency, with at most its decimal places.
+    pub amount: Decimal,
+    pub reference: Option<String>,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct WithdrawInput {
+    pub account_id: Uuid,
+    /// In the account's currency, with at most its decimal places.
+    pub amount: Decimal,
+    pub reference: Option<String>,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct TransferInput {
+    pub from_account_id: Uuid,
+    pub to_account_id: Uuid,
+    /// In the accounts' currency, with at most its decimal places.
+    pub amount: Decimal,
+    pub reference: Option<String>,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct AccountStatusInput {
+    pub account_id: Uuid,
+    /// Why; recorded in the event for the audit trail.
+    pub reason: String,
+    #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+/// Identifies a request's content (without its idempotency key): a retry has the same fingerprint.
+pub(crate) fn fingerprint(command_type: &str, input: &impl Serialize) -> Hash {
+    let value = serde_json::to_value(input).expect("inputs serialise to JSON");
+    let mut hasher = Sha256::new();
+    hasher.update(command_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(canonical_json(&value).as_bytes());
+    Hash::from_bytes(hasher.finalize().into())
+}
+
+fn idempotency_key(raw: &str) -> Result<String, ApiError> {
+    let key = raw.trim();
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
+        return Err(ApiError::validation(
+            "idempotencyKey",
+            format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"),
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(ApiError::validation("idempotencyKey", "must not contain control characters"));
+    }
+    Ok(key.to_string())
+}
+
+fn amount(value: Decimal) -> Result<PositiveAmount, ApiError> {
+    PositiveAmount::parse(value).map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("amount: {e}")))
+}
+
+fn reference(raw: &Option<String>) -> Result<Option<Reference>, ApiError> {
+    raw.as_deref()
+        .map(Reference::parse)
+        .transpose()
+        .map_err(|e| ApiError::validation("reference", e))
+}
+
+impl OpenAccountInput {
+    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
+        let key = idempotency_key(&self.idempotency_key)?;
+        let holder = Holder::parse(&self.holder).map_err(|e| ApiError::validation("holder", e))?;
+        let currency = Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
+        let overdraft_limit = parse_limit(self.overdraft_limit.unwrap_or(Decimal::ZERO), currency)
+            .map_err(|e| ApiError::validation("overdraftLimit", e))?;
+        let command = Command::Open(OpenAccount {
+            account_id: self.account_id.map(AccountId::from_uuid).unwrap_or_else(AccountId::generate),
+            holder,
+            currency,
+            overdraft_limit,
+        });
+        Ok((command, key))
+    }
+}
+
+impl DepositInput {
+    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
+        let key = idempotency_key(&self.idempotency_key)?;
+        let command = Command::Deposit(Deposit {
+            account_id: AccountId::from_uuid(self.account_id),
+            amount: amount(self.amount)?,
+            reference: reference(&self.reference)?,
+        });
+        Ok((command, key))
+    }
+}
+
+impl WithdrawInput {
+    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
+        let key = idempotency_key(&self.idempotency_key)?;
+        let command = Command::Withdraw(Withdraw {
+            account_id: AccountId::from_uuid(self.account_id),
+            amount: amount(self.amount)?,
+            reference: reference(&self.reference)?,
+        });
+        Ok((command, key))
+    }
+}
+
+impl TransferInput {
+    pub(crate) fn parse(&self) -> Result<(Transfer, String), ApiError> {
+        let key = idempotency_key(&self.idempotency_key)?;
+        let transfer = Transfer {
+            transfer_id: TransferId::generate(),
+            from: AccountId::from_uuid(self.from_account_id),
+            to: AccountId::from_uuid(self.to_account_id),
+            amount: amount(self.amount)?,
+            reference: reference(&self.reference)?,
+        };
+        Ok((transfer, key))
+    }
+}
+
+impl AccountStatusInput {
+    fn parse(&self) -> Result<(ChangeStatus, String), ApiError> {
+        let key = idempotency_key(&self.idempotency_key)?;
+        let reason = Reason::parse(&self.reason).map_err(|e| ApiError::validation("reason", e))?;
+        Ok((
+            ChangeStatus {
+                account_id: AccountId::from_uuid(self.account_id),
+                reason,
+            },
+            key,
+        ))
+    }
+
+    pub(crate) fn freeze(&self) -> Result<(Command, String), ApiError> {
+        self.parse().map(|(c, k)| (Command::Freeze(c), k))
+    }
+
+    pub(crate) fn unfreeze(&self) -> Result<(Command, String), ApiError> {
+        self.parse().map(|(c, k)| (Command::Unfreeze(c), k))
+    }
+
+    pub(crate) fn close(&self) -> Result<(Command, String), ApiError> {
+        self.parse().map(|(c, k)| (Command::Close(c), k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deposit(amount: &str, key: &str) -> DepositInput {
+        DepositInput {
+            account_id: Uuid::nil(),
+            amount: amount.parse().expect("decimal"),
+            reference: None,
+            idempotency_key: key.into(),
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_the_idempotency_key_but_not_the_content() {
+        let one = fingerprint("deposit", &deposit("10", "a"));
+        assert_eq!(one, fingerprint("deposit", &deposit("10", "b")));
+        assert_ne!(one, fingerprint("deposit", &deposit("11", "a")));
+        assert_ne!(one, fingerprint("withdraw", &deposit("10", "a")));
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_code() {
+        let Err(error) = deposit("0", "k").parse() else {
+            panic!("zero amount accepted");
+        };
+        assert_eq!(error.code, ErrorCode::InvalidAmount);
+        assert!(error.message.starts_with("amount: "), "{}", error.message);
+
+        let Err(error) = deposit("1", " ").parse() else {
+            panic!("blank key accepted");
+        };
+        assert_eq!(error.code, ErrorCode::Validation);
+        assert!(error.message.starts_with("idempotencyKey: "), "{}", error.message);
+    }
+
+    #[test]
+    fn an_unknown_currency_is_a_validation_error_naming_currency() {
+        let input = OpenAccountInput {
+            account_id: None,
+            holder: "Ada".into(),
+            currency: "ABC".into(),
+            overdraft_limit: None,
+            idempotency_key: "k".into(),
+        };
+        let Err(error) = input.parse() else {
+            panic!("unknown currency accepted");
+        };
+        assert_eq!(error.code, ErrorCode::Validation);
+        assert!(error.message.starts_with("currency: "), "{}", error.message);
+    }
+}

@@ -1,0 +1,24 @@
+//! The platform's configuration, read from the environment with local defaults (DESIGN.md, "Running").
+
+use std::net::SocketAddr;
+
+use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub auth: AuthSettings,
+    pub http_addr: SocketAddr,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            database: DatabaseSettings::from_env()?,
+            nats: NatsSettings::from_env()?,
+            auth: AuthSettings::from_env()?,
+            http_addr: http_addr_from_env()?,
+        })
+    }
+}

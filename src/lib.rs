@@ -1,0 +1,6 @@
+//! The `folio` platform: wires the accounts and reporting services, the relay and the
+//! projections into processes, and provides the operator commands.
+
+pub mod cli;
+pub mod configuration;
+pub mod startup;
