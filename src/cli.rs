@@ -11,7 +11,11 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "folio", version, about = "Folio: an event-sourced banking ledger")]
+#[command(
+    name = "folio",
+    version,
+    about = "Folio: an event-sourced banking ledger"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +79,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Token { sub, roles, ttl_hours } => {
+        Command::Token {
+            sub,
+            roles,
+            ttl_hours,
+        } => {
             let auth = AuthSettings::from_env()?;
             let keys = TokenKeys::new(&auth.jwt_secret);
             let token = keys.mint(&sub, &roles, Duration::from_secs(ttl_hours * 3600))?;
@@ -93,7 +101,9 @@ async fn serve(mode: Mode) -> anyhow::Result<()> {
     platform::telemetry::init();
     let settings = Settings::from_env()?;
     if settings.auth.is_development_secret {
-        tracing::warn!("FOLIO_JWT_SECRET is not set: using the local development secret; set it in any shared deployment");
+        tracing::warn!(
+            "FOLIO_JWT_SECRET is not set: using the local development secret; set it in any shared deployment"
+        );
     }
     let app = Application::build(&settings, mode).await?;
     let addr = app.local_addr()?;
@@ -112,13 +122,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

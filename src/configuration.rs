@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use accounts::startup::AccountsOptions;
 use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
 
 #[derive(Clone, Debug)]
@@ -10,6 +11,7 @@ pub struct Settings {
     pub nats: NatsSettings,
     pub auth: AuthSettings,
     pub http_addr: SocketAddr,
+    pub accounts: AccountsOptions,
 }
 
 impl Settings {
@@ -19,6 +21,7 @@ impl Settings {
             nats: NatsSettings::from_env()?,
             auth: AuthSettings::from_env()?,
             http_addr: http_addr_from_env()?,
+            accounts: AccountsOptions::from_env()?,
         })
     }
 }

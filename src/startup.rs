@@ -80,7 +80,7 @@ impl Application {
             );
         }
         let keys = Arc::new(TokenKeys::new(&settings.auth.jwt_secret));
-        let accounts = AccountsState::new(pool.clone(), nats);
+        let accounts = AccountsState::new(pool.clone(), nats, settings.accounts);
         let router = match mode {
             Mode::Accounts => accounts::startup::app(accounts, keys),
             Mode::All => {
@@ -94,7 +94,9 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await
-            .with_context(|| format!("cannot listen on {} (FOLIO_HTTP_ADDR)", settings.http_addr))?;
+            .with_context(|| {
+                format!("cannot listen on {} (FOLIO_HTTP_ADDR)", settings.http_addr)
+            })?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             listener,

@@ -60,7 +60,9 @@ pub enum CommandError {
     Domain(#[from] DomainError),
     #[error("idempotencyKey: {key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
-    #[error("the account changed concurrently {attempts} times; retry the request with the same idempotency key")]
+    #[error(
+        "the account changed concurrently {attempts} times; retry the request with the same idempotency key"
+    )]
     ConcurrencyConflict { attempts: u32 },
     #[error("the event store is unavailable")]
     Unavailable(#[source] StoreError),
@@ -100,11 +102,20 @@ struct Plan {
 #[derive(Clone, Debug)]
 pub struct AccountsService {
     store: EventStore,
+    append_retries_max: u32,
 }
 
 impl AccountsService {
     pub fn new(store: EventStore) -> Self {
-        Self { store }
+        Self::with_retries(store, APPEND_RETRIES_MAX)
+    }
+
+    /// A service that gives up after `append_retries_max` conflicting attempts (at least 1).
+    pub fn with_retries(store: EventStore, append_retries_max: u32) -> Self {
+        Self {
+            store,
+            append_retries_max: append_retries_max.max(1),
+        }
     }
 
     pub fn store(&self) -> &EventStore {
@@ -118,7 +129,11 @@ impl AccountsService {
 
     /// Opens, deposits, withdraws, freezes, unfreezes or closes.
     #[tracing::instrument(skip_all, fields(command = context.command_type, account_id = %command.account_id()))]
-    pub async fn execute(&self, context: &CommandContext, command: Command) -> Result<Outcome, CommandError> {
+    pub async fn execute(
+        &self,
+        context: &CommandContext,
+        command: Command,
+    ) -> Result<Outcome, CommandError> {
         self.run(context, || async {
             let loaded = self.store.load(command.account_id()).await?;
             let events = domain::decide(loaded.account.as_ref(), &command)?;
@@ -138,13 +153,19 @@ impl AccountsService {
 
     /// Moves money between two accounts: both legs in one transaction, or neither.
     #[tracing::instrument(skip_all, fields(command = context.command_type, from = %transfer.from, to = %transfer.to))]
-    pub async fn transfer(&self, context: &CommandContext, transfer: Transfer) -> Result<Outcome, CommandError> {
+    pub async fn transfer(
+        &self,
+        context: &CommandContext,
+        transfer: Transfer,
+    ) -> Result<Outcome, CommandError> {
         self.run(context, || async {
             if transfer.from == transfer.to {
                 return Err(DomainError::SameAccount.into());
             }
-            let (from, to) = tokio::try_join!(self.store.load(transfer.from), self.store.load(transfer.to))?;
-            let (debit, credit) = domain::decide_transfer(from.account.as_ref(), to.account.as_ref(), &transfer)?;
+            let (from, to) =
+                tokio::try_join!(self.store.load(transfer.from), self.store.load(transfer.to))?;
+            let (debit, credit) =
+                domain::decide_transfer(from.account.as_ref(), to.account.as_ref(), &transfer)?;
             Ok(Plan {
                 streams: vec![
                     StreamAppend {
@@ -167,7 +188,11 @@ impl AccountsService {
         .await
     }
 
-    async fn run<F, Fut>(&self, context: &CommandContext, attempt: F) -> Result<Outcome, CommandError>
+    async fn run<F, Fut>(
+        &self,
+        context: &CommandContext,
+        attempt: F,
+    ) -> Result<Outcome, CommandError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Plan, CommandError>>,
@@ -186,10 +211,11 @@ impl AccountsService {
             idempotency_key: Some(context.idempotency_key.clone()),
             client_addr: context.client_addr.clone(),
         };
-        for attempt_no in 1..=APPEND_RETRIES_MAX {
+        for attempt_no in 1..=self.append_retries_max {
             let plan = attempt().await?;
             let respond = |appended: &Appended| -> Value {
-                serde_json::to_value((plan.respond)(&plan, appended)).expect("outcomes serialise to JSON")
+                serde_json::to_value((plan.respond)(&plan, appended))
+                    .expect("outcomes serialise to JSON")
             };
             let batch = AppendBatch {
                 streams: plan.streams.clone(),
@@ -223,7 +249,7 @@ impl AccountsService {
         metrics::counter!("folio_commands_total", "command" => context.command_type, "outcome" => "conflict")
             .increment(1);
         Err(CommandError::ConcurrencyConflict {
-            attempts: APPEND_RETRIES_MAX,
+            attempts: self.append_retries_max,
         })
     }
 
@@ -232,13 +258,16 @@ impl AccountsService {
         let Some(stored) = self.store.stored_response(&context.idempotency_key).await? else {
             return Ok(None);
         };
-        if stored.command_type != context.command_type || stored.request_hash != context.request_hash {
+        if stored.command_type != context.command_type
+            || stored.request_hash != context.request_hash
+        {
             return Err(CommandError::IdempotencyKeyReused {
                 key: context.idempotency_key.clone(),
             });
         }
-        let outcome = serde_json::from_value(stored.response)
-            .map_err(|e| CommandError::Internal(StoreError::Database(sqlx::Error::Decode(Box::new(e)))))?;
+        let outcome = serde_json::from_value(stored.response).map_err(|e| {
+            CommandError::Internal(StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+        })?;
         Ok(Some(outcome))
     }
 }
@@ -246,7 +275,10 @@ impl AccountsService {
 fn single_stream_outcome(plan: &Plan, appended: &Appended) -> Outcome {
     let stream = &appended.streams[0];
     let event = stream.events.last().expect("an append writes events");
-    let moves_money = plan.streams[0].events.iter().any(|e| e.balance_change().is_some());
+    let moves_money = plan.streams[0]
+        .events
+        .iter()
+        .any(|e| e.balance_change().is_some());
     if moves_money {
         Outcome::Movement {
             account: stream.state_after.clone(),

@@ -23,10 +23,31 @@ pub struct AccountsState {
     pub nats: async_nats::Client,
 }
 
+/// Tunables of the accounts service.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountsOptions {
+    /// Attempts of a command whose streams keep changing before CONCURRENCY_CONFLICT.
+    pub append_retries_max: u32,
+}
+
+impl AccountsOptions {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            append_retries_max: platform::config::env_parse(
+                "FOLIO_APPEND_RETRIES_MAX",
+                crate::commands::APPEND_RETRIES_MAX,
+            )?,
+        })
+    }
+}
+
 impl AccountsState {
-    pub fn new(pool: PgPool, nats: async_nats::Client) -> Self {
+    pub fn new(pool: PgPool, nats: async_nats::Client, options: AccountsOptions) -> Self {
         Self {
-            service: AccountsService::new(EventStore::new(pool.clone())),
+            service: AccountsService::with_retries(
+                EventStore::new(pool.clone()),
+                options.append_retries_max,
+            ),
             pool,
             nats,
         }

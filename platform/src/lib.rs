@@ -13,6 +13,8 @@ pub mod graphql;
 pub mod http;
 pub mod messaging;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use auth::{Principal, Role, TokenKeys};
 pub use graphql::{ApiError, RequestContext};

@@ -24,7 +24,9 @@ pub fn amount(s: &str) -> PositiveAmount {
 }
 
 pub fn at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 3, 17, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 3, 3, 17, 0, 0)
+        .single()
+        .expect("time")
 }
 
 /// The events of one account so far, keeping the running balance so each event carries it.
@@ -80,23 +82,30 @@ impl History {
     }
 
     pub fn frozen(mut self) -> Self {
-        self.events.push(AccountEvent::AccountFrozen(reason("review")));
+        self.events
+            .push(AccountEvent::AccountFrozen(reason("review")));
         self
     }
 
     pub fn closed(mut self) -> Self {
-        self.events.push(AccountEvent::AccountClosed(reason("customer request")));
+        self.events
+            .push(AccountEvent::AccountClosed(reason("customer request")));
         self
     }
 
     /// The account after its history, as `evolve` folds it.
     pub fn state(&self) -> Option<Account> {
-        self.events.iter().fold(None, |state, e| evolve(state, e, at()))
+        self.events
+            .iter()
+            .fold(None, |state, e| evolve(state, e, at()))
     }
 
     fn movement(&mut self, signed: Decimal) -> Movement {
         let fitted = self.currency.fit(signed.abs()).expect("test amount");
-        self.balance = self.currency.fit(self.balance + signed).expect("test balance");
+        self.balance = self
+            .currency
+            .fit(self.balance + signed)
+            .expect("test balance");
         Movement {
             amount: fitted,
             currency: self.currency,
@@ -107,11 +116,15 @@ impl History {
 }
 
 pub fn reason(text: &str) -> StatusChange {
-    StatusChange { reason: text.into() }
+    StatusChange {
+        reason: text.into(),
+    }
 }
 
 pub fn given(history: &History) -> Given {
-    Given { state: history.state() }
+    Given {
+        state: history.state(),
+    }
 }
 
 pub struct Given {

@@ -146,7 +146,9 @@ pub enum DomainError {
     InvalidAmount(MoneyError),
     #[error("toAccountId: a transfer needs two different accounts")]
     SameAccount,
-    #[error("account {account_id} has a balance of {balance} {currency}; only an account at zero can be closed")]
+    #[error(
+        "account {account_id} has a balance of {balance} {currency}; only an account at zero can be closed"
+    )]
     NonzeroBalance {
         account_id: AccountId,
         balance: Decimal,
@@ -171,7 +173,10 @@ impl DomainError {
 }
 
 /// Decides a single-account command against the account's current state.
-pub fn decide(state: Option<&Account>, command: &Command) -> Result<Vec<AccountEvent>, DomainError> {
+pub fn decide(
+    state: Option<&Account>,
+    command: &Command,
+) -> Result<Vec<AccountEvent>, DomainError> {
     let event = match (state, command) {
         (None, Command::Open(open)) => AccountEvent::AccountOpened(AccountOpened {
             account_id: open.account_id,
@@ -179,7 +184,9 @@ pub fn decide(state: Option<&Account>, command: &Command) -> Result<Vec<AccountE
             currency: open.currency,
             overdraft_limit: open.overdraft_limit,
         }),
-        (Some(account), Command::Open(_)) => return Err(DomainError::AccountAlreadyExists(account.id)),
+        (Some(account), Command::Open(_)) => {
+            return Err(DomainError::AccountAlreadyExists(account.id));
+        }
         (None, other) => return Err(DomainError::AccountNotFound(other.account_id())),
         (Some(account), Command::Deposit(deposit)) => {
             ensure_takes_credits(account)?;
@@ -281,7 +288,11 @@ pub fn decide_transfer(
 }
 
 /// Folds one event into the state. Events are facts: evolve never refuses one.
-pub fn evolve(state: Option<Account>, event: &AccountEvent, recorded_at: DateTime<Utc>) -> Option<Account> {
+pub fn evolve(
+    state: Option<Account>,
+    event: &AccountEvent,
+    recorded_at: DateTime<Utc>,
+) -> Option<Account> {
     let Some(mut account) = state else {
         return match event {
             AccountEvent::AccountOpened(opened) => Some(Account {
@@ -300,7 +311,9 @@ pub fn evolve(state: Option<Account>, event: &AccountEvent, recorded_at: DateTim
     };
     match event {
         AccountEvent::AccountOpened(_) => {}
-        AccountEvent::MoneyDeposited(m) | AccountEvent::MoneyWithdrawn(m) => account.balance = m.balance_after,
+        AccountEvent::MoneyDeposited(m) | AccountEvent::MoneyWithdrawn(m) => {
+            account.balance = m.balance_after
+        }
         AccountEvent::TransferDebited(t) => account.balance = t.balance_after,
         AccountEvent::TransferCredited(t) => account.balance = t.balance_after,
         AccountEvent::AccountFrozen(_) => account.status = AccountStatus::Frozen,

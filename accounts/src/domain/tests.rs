@@ -34,14 +34,14 @@ fn withdrawn(value: &str, after: &str) -> AccountEvent {
 #[test]
 fn opens_an_account_with_its_currency_and_overdraft_limit() {
     let new = History::never_opened();
-    given(&new).when(open(new.id, "EUR", "250")).then(vec![AccountEvent::AccountOpened(
-        AccountOpened {
+    given(&new)
+        .when(open(new.id, "EUR", "250"))
+        .then(vec![AccountEvent::AccountOpened(AccountOpened {
             account_id: new.id,
             holder: "Ada Lovelace".into(),
             currency: Currency::parse("EUR").expect("eur"),
             overdraft_limit: dec("250.00"),
-        },
-    )]);
+        })]);
 }
 
 #[test]
@@ -84,8 +84,10 @@ fn rejects_an_amount_with_more_decimal_places_than_the_currency() {
     given(&yen)
         .when(deposit(yen.id, "10.5"))
         .then_err_matching(|e| {
-            matches!(e, DomainError::InvalidAmount(MoneyError::TooManyDecimalPlaces { minor_units: 0, .. }))
-                && e.code() == ErrorCode::InvalidAmount
+            matches!(
+                e,
+                DomainError::InvalidAmount(MoneyError::TooManyDecimalPlaces { minor_units: 0, .. })
+            ) && e.code() == ErrorCode::InvalidAmount
         });
     let dollars = History::opened("USD");
     given(&dollars)
@@ -102,7 +104,10 @@ fn accepts_three_decimal_places_for_a_three_decimal_currency() {
 
 fn decide_deposit_balance(history: &History, value: &str) -> Option<String> {
     let events = super::decide(history.state().as_ref(), &deposit(history.id, value)).ok()?;
-    events.first().and_then(AccountEvent::balance_after).map(|b| b.to_string())
+    events
+        .first()
+        .and_then(AccountEvent::balance_after)
+        .map(|b| b.to_string())
 }
 
 // --- withdrawals -------------------------------------------------------------
@@ -175,7 +180,9 @@ fn freezing_a_frozen_account_is_refused() {
     let account = History::opened("USD").frozen();
     given(&account)
         .when(freeze(account.id))
-        .then_err_matching(|e| *e == DomainError::AlreadyFrozen(account.id) && e.code() == ErrorCode::AccountFrozen);
+        .then_err_matching(|e| {
+            *e == DomainError::AlreadyFrozen(account.id) && e.code() == ErrorCode::AccountFrozen
+        });
 }
 
 #[test]
@@ -188,7 +195,11 @@ fn an_open_account_can_be_frozen_and_unfrozen() {
     given(&frozen)
         .when(unfreeze(frozen.id))
         .then(vec![AccountEvent::AccountUnfrozen(reason("cleared"))]);
-    let thawed = super::evolve(frozen.state(), &AccountEvent::AccountUnfrozen(reason("cleared")), at());
+    let thawed = super::evolve(
+        frozen.state(),
+        &AccountEvent::AccountUnfrozen(reason("cleared")),
+        at(),
+    );
     assert_eq!(thawed.map(|a| a.status), Some(AccountStatus::Open));
 }
 
@@ -197,7 +208,9 @@ fn unfreezing_an_account_that_is_not_frozen_is_a_validation_error() {
     let account = History::opened("USD");
     given(&account)
         .when(unfreeze(account.id))
-        .then_err_matching(|e| *e == DomainError::NotFrozen(account.id) && e.code() == ErrorCode::Validation);
+        .then_err_matching(|e| {
+            *e == DomainError::NotFrozen(account.id) && e.code() == ErrorCode::Validation
+        });
 }
 
 // --- closing -----------------------------------------------------------------
@@ -215,7 +228,9 @@ fn an_account_closes_only_at_zero_balance() {
     let emptied = account.withdrew("10");
     given(&emptied)
         .when(close(emptied.id))
-        .then(vec![AccountEvent::AccountClosed(reason("customer request"))]);
+        .then(vec![AccountEvent::AccountClosed(reason(
+            "customer request",
+        ))]);
 }
 
 #[test]
@@ -231,7 +246,9 @@ fn a_frozen_account_at_zero_can_be_closed() {
     let account = History::opened("USD").frozen();
     given(&account)
         .when(close(account.id))
-        .then(vec![AccountEvent::AccountClosed(reason("customer request"))]);
+        .then(vec![AccountEvent::AccountClosed(reason(
+            "customer request",
+        ))]);
 }
 
 #[test]
@@ -283,9 +300,12 @@ fn a_transfer_neither_creates_nor_destroys_money() {
         let from = History::opened("USD").deposited("100");
         let to = History::opened("USD").deposited("12.34");
         let before = dec("112.34");
-        let outcome = given_transfer(&from, &to).when(&transfer(&from, &to, value)).result;
+        let outcome = given_transfer(&from, &to)
+            .when(&transfer(&from, &to, value))
+            .result;
         let (debit, credit) = outcome.expect("transfer within balance");
-        let after = debit.balance_after().expect("debit balance") + credit.balance_after().expect("credit balance");
+        let after = debit.balance_after().expect("debit balance")
+            + credit.balance_after().expect("credit balance");
         assert_eq!(after, before, "transfer of {value}");
         assert_eq!(
             debit.balance_change().map(|d| -d),
@@ -357,7 +377,9 @@ fn rejects_a_transfer_touching_a_frozen_or_closed_account() {
 fn a_transfer_may_use_the_source_overdraft() {
     let from = History::opened_with_overdraft("USD", "100");
     let to = History::opened("USD");
-    let outcome = given_transfer(&from, &to).when(&transfer(&from, &to, "100")).result;
+    let outcome = given_transfer(&from, &to)
+        .when(&transfer(&from, &to, "100"))
+        .result;
     let (debit, _) = outcome.expect("within overdraft");
     assert_eq!(debit.balance_after(), Some(dec("-100.00")));
 }
@@ -375,7 +397,10 @@ fn a_transfer_amount_must_fit_the_currency() {
 
 #[test]
 fn evolve_counts_versions_and_keeps_the_latest_balance() {
-    let history = History::opened("USD").deposited("100").withdrew("30").deposited("0.5");
+    let history = History::opened("USD")
+        .deposited("100")
+        .withdrew("30")
+        .deposited("0.5");
     let state = history.state().expect("opened");
     assert_eq!(state.version, 4);
     assert_eq!(state.balance, dec("70.50"));

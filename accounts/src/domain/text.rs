@@ -91,7 +91,10 @@ mod tests {
 
     #[test]
     fn holders_are_trimmed_and_bounded() {
-        assert_eq!(Holder::parse("  Ada  ").map(|h| h.as_str().to_string()), Ok("Ada".into()));
+        assert_eq!(
+            Holder::parse("  Ada  ").map(|h| h.as_str().to_string()),
+            Ok("Ada".into())
+        );
         assert_eq!(Holder::parse("   "), Err(TextError::Empty));
         assert_eq!(
             Holder::parse(&"x".repeat(201)),

@@ -2,8 +2,7 @@
 
 use async_graphql::InputObject;
 use ledger::{
-    AccountId, Currency, ErrorCode, Hash, PositiveAmount, TransferId,
-    hashing::canonical_json,
+    AccountId, Currency, ErrorCode, Hash, PositiveAmount, TransferId, hashing::canonical_json,
     money::parse_limit,
 };
 use platform::ApiError;
@@ -14,7 +13,9 @@ use uuid::Uuid;
 
 use crate::{
     commands::IDEMPOTENCY_KEY_LEN_MAX,
-    domain::{ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw},
+    domain::{
+        ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw,
+    },
 };
 
 #[derive(InputObject, Serialize)]
@@ -89,13 +90,17 @@ fn idempotency_key(raw: &str) -> Result<String, ApiError> {
         ));
     }
     if key.chars().any(char::is_control) {
-        return Err(ApiError::validation("idempotencyKey", "must not contain control characters"));
+        return Err(ApiError::validation(
+            "idempotencyKey",
+            "must not contain control characters",
+        ));
     }
     Ok(key.to_string())
 }
 
 fn amount(value: Decimal) -> Result<PositiveAmount, ApiError> {
-    PositiveAmount::parse(value).map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("amount: {e}")))
+    PositiveAmount::parse(value)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("amount: {e}")))
 }
 
 fn reference(raw: &Option<String>) -> Result<Option<Reference>, ApiError> {
@@ -109,11 +114,15 @@ impl OpenAccountInput {
     pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
         let key = idempotency_key(&self.idempotency_key)?;
         let holder = Holder::parse(&self.holder).map_err(|e| ApiError::validation("holder", e))?;
-        let currency = Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
+        let currency =
+            Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
         let overdraft_limit = parse_limit(self.overdraft_limit.unwrap_or(Decimal::ZERO), currency)
             .map_err(|e| ApiError::validation("overdraftLimit", e))?;
         let command = Command::Open(OpenAccount {
-            account_id: self.account_id.map(AccountId::from_uuid).unwrap_or_else(AccountId::generate),
+            account_id: self
+                .account_id
+                .map(AccountId::from_uuid)
+                .unwrap_or_else(AccountId::generate),
             holder,
             currency,
             overdraft_limit,
@@ -219,7 +228,11 @@ mod tests {
             panic!("blank key accepted");
         };
         assert_eq!(error.code, ErrorCode::Validation);
-        assert!(error.message.starts_with("idempotencyKey: "), "{}", error.message);
+        assert!(
+            error.message.starts_with("idempotencyKey: "),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use crate::commands::{AccountsService, CommandContext, CommandError, Outcome};
 
-pub use inputs::{AccountStatusInput, DepositInput, OpenAccountInput, TransferInput, WithdrawInput};
+pub use inputs::{
+    AccountStatusInput, DepositInput, OpenAccountInput, TransferInput, WithdrawInput,
+};
 pub use outputs::{AccountPayload, AccountStatus, AccountView, MovementPayload, TransferPayload};
 
 pub type AccountsSchema = Schema<AccountsQuery, AccountsMutation, EmptySubscription>;
@@ -58,34 +60,59 @@ pub struct AccountsMutation;
 impl AccountsMutation {
     /// Opens an account in one currency, optionally with an overdraft limit (teller).
     #[graphql(guard = "RoleGuard::new(TELLER)")]
-    async fn open_account(&self, ctx: &Context<'_>, input: OpenAccountInput) -> Result<AccountPayload, ApiError> {
+    async fn open_account(
+        &self,
+        ctx: &Context<'_>,
+        input: OpenAccountInput,
+    ) -> Result<AccountPayload, ApiError> {
         let (command, key) = input.parse()?;
         let context = command_context(ctx, "openAccount", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         AccountPayload::try_from(outcome)
     }
 
     /// Credits an account (teller).
     #[graphql(guard = "RoleGuard::new(TELLER)")]
-    async fn deposit(&self, ctx: &Context<'_>, input: DepositInput) -> Result<MovementPayload, ApiError> {
+    async fn deposit(
+        &self,
+        ctx: &Context<'_>,
+        input: DepositInput,
+    ) -> Result<MovementPayload, ApiError> {
         let (command, key) = input.parse()?;
         let context = command_context(ctx, "deposit", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         MovementPayload::try_from(outcome)
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
     #[graphql(guard = "RoleGuard::new(TELLER)")]
-    async fn withdraw(&self, ctx: &Context<'_>, input: WithdrawInput) -> Result<MovementPayload, ApiError> {
+    async fn withdraw(
+        &self,
+        ctx: &Context<'_>,
+        input: WithdrawInput,
+    ) -> Result<MovementPayload, ApiError> {
         let (command, key) = input.parse()?;
         let context = command_context(ctx, "withdraw", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         MovementPayload::try_from(outcome)
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
     #[graphql(guard = "RoleGuard::new(TELLER)")]
-    async fn transfer(&self, ctx: &Context<'_>, input: TransferInput) -> Result<TransferPayload, ApiError> {
+    async fn transfer(
+        &self,
+        ctx: &Context<'_>,
+        input: TransferInput,
+    ) -> Result<TransferPayload, ApiError> {
         let (transfer, key) = input.parse()?;
         let from = transfer.from;
         let context = command_context(ctx, "transfer", key, &input)?;
@@ -98,28 +125,49 @@ impl AccountsMutation {
 
     /// Stops all debits and credits until unfrozen (supervisor).
     #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
-    async fn freeze_account(&self, ctx: &Context<'_>, input: AccountStatusInput) -> Result<AccountPayload, ApiError> {
+    async fn freeze_account(
+        &self,
+        ctx: &Context<'_>,
+        input: AccountStatusInput,
+    ) -> Result<AccountPayload, ApiError> {
         let (command, key) = input.freeze()?;
         let context = command_context(ctx, "freezeAccount", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         AccountPayload::try_from(outcome)
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
     #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
-    async fn unfreeze_account(&self, ctx: &Context<'_>, input: AccountStatusInput) -> Result<AccountPayload, ApiError> {
+    async fn unfreeze_account(
+        &self,
+        ctx: &Context<'_>,
+        input: AccountStatusInput,
+    ) -> Result<AccountPayload, ApiError> {
         let (command, key) = input.unfreeze()?;
         let context = command_context(ctx, "unfreezeAccount", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         AccountPayload::try_from(outcome)
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
     #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
-    async fn close_account(&self, ctx: &Context<'_>, input: AccountStatusInput) -> Result<AccountPayload, ApiError> {
+    async fn close_account(
+        &self,
+        ctx: &Context<'_>,
+        input: AccountStatusInput,
+    ) -> Result<AccountPayload, ApiError> {
         let (command, key) = input.close()?;
         let context = command_context(ctx, "closeAccount", key, &input)?;
-        let outcome = service(ctx)?.execute(&context, command).await.map_err(command_error)?;
+        let outcome = service(ctx)?
+            .execute(&context, command)
+            .await
+            .map_err(command_error)?;
         AccountPayload::try_from(outcome)
     }
 }
@@ -161,7 +209,13 @@ fn command_error(error: CommandError) -> ApiError {
 /// Like [`command_error`], but names which side of the transfer a refusal concerns.
 fn transfer_error(error: CommandError, from: AccountId) -> ApiError {
     use crate::domain::DomainError as D;
-    let field = |id: AccountId| if id == from { "fromAccountId" } else { "toAccountId" };
+    let field = |id: AccountId| {
+        if id == from {
+            "fromAccountId"
+        } else {
+            "toAccountId"
+        }
+    };
     match &error {
         CommandError::Domain(D::AccountNotFound(id)) => {
             ApiError::new(error.code(), format!("{}: no account {id}", field(*id)))

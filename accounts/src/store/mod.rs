@@ -40,20 +40,34 @@ pub enum StoreError {
     #[error("idempotency key {0:?} was recorded by a concurrent command")]
     IdempotencyKeyTaken(String),
     #[error("stream {stream_id} is corrupt: {reason}")]
-    Corrupt { stream_id: AccountId, reason: String },
+    Corrupt {
+        stream_id: AccountId,
+        reason: String,
+    },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl StoreError {
-    /// True when the database could not be reached (as opposed to refusing the statement).
+    /// True when the database could not be reached or refused connections (as opposed
+    /// to refusing the statement): the server is down, restarting, full, or the
+    /// database is gone.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-            )
-        )
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            Self::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "3D000"
+            }),
+            _ => false,
+        }
     }
 }
 
@@ -141,7 +155,10 @@ impl EventStore {
     }
 
     pub fn with_snapshot_interval(pool: PgPool, snapshot_interval: i64) -> Self {
-        assert!(snapshot_interval >= 2, "a snapshot interval below 2 events is pointless");
+        assert!(
+            snapshot_interval >= 2,
+            "a snapshot interval below 2 events is pointless"
+        );
         Self {
             pool,
             snapshot_interval,
@@ -213,7 +230,11 @@ impl EventStore {
     }
 
     /// The stored events of a stream from `from_version` on, in version order.
-    pub async fn read_stream_from(&self, id: AccountId, from_version: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+    pub async fn read_stream_from(
+        &self,
+        id: AccountId,
+        from_version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
             "select {EVENT_COLUMNS} from accounts.events where stream_id = $1 and stream_version >= $2 order by stream_version"
         );
@@ -237,7 +258,8 @@ impl EventStore {
             let hash: Vec<u8> = row.try_get("request_hash")?;
             Ok(StoredResponse {
                 command_type: row.try_get("command_type")?,
-                request_hash: Hash::from_slice(&hash).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+                request_hash: Hash::from_slice(&hash)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
                 response: row.try_get("response")?,
             })
         })
@@ -254,7 +276,10 @@ impl EventStore {
         let mut streams = batch.streams;
         let total: usize = streams.iter().map(|s| s.events.len()).sum();
         assert!(total > 0, "an append writes at least one event");
-        assert!(total <= APPEND_EVENTS_MAX, "an append writes at most {APPEND_EVENTS_MAX} events");
+        assert!(
+            total <= APPEND_EVENTS_MAX,
+            "an append writes at most {APPEND_EVENTS_MAX} events"
+        );
         // One lock order for every transaction that touches several streams.
         streams.sort_by_key(|s| s.stream_id);
 
@@ -348,8 +373,14 @@ impl EventStore {
         }
         for stream in &appended.streams {
             let before = stream.state_after.version - stream.events.len() as i64;
-            if before / self.snapshot_interval != stream.state_after.version / self.snapshot_interval {
-                let head = stream.events.last().map(|e| e.hash).expect("appended stream has events");
+            if before / self.snapshot_interval
+                != stream.state_after.version / self.snapshot_interval
+            {
+                let head = stream
+                    .events
+                    .last()
+                    .map(|e| e.hash)
+                    .expect("appended stream has events");
                 write_snapshot(&mut tx, &stream.state_after, head).await?;
             }
         }
@@ -412,7 +443,9 @@ async fn read_heads(
         heads.insert(
             id,
             Head {
-                version: row.try_get::<Option<i64>, _>("stream_version")?.unwrap_or(0),
+                version: row
+                    .try_get::<Option<i64>, _>("stream_version")?
+                    .unwrap_or(0),
                 hash,
                 recorded_at: row.try_get("recorded_at")?,
             },
