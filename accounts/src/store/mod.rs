@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::domain::{Account, evolve};
 
-pub use rows::EVENT_COLUMNS;
+pub use rows::{EVENT_COLUMNS, recorded_event};
 
 /// A snapshot is written whenever a stream crosses a multiple of this many events, so
 /// loading reads one snapshot and fewer than this many events.

@@ -9,7 +9,8 @@ use super::StoreError;
 pub const EVENT_COLUMNS: &str = "position, event_id, stream_id, stream_version, event_type, event_version, \
      payload, metadata, recorded_at, prev_hash, hash";
 
-pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+/// One `accounts.events` row (selected with [`EVENT_COLUMNS`]) as a [`RecordedEvent`].
+pub fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     let stream_id = AccountId::from_uuid(row.try_get("stream_id")?);
     let prev: Option<Vec<u8>> = row.try_get("prev_hash")?;
     let prev_hash = prev

@@ -1,0 +1,337 @@
+//! The relay: publishes committed events from the event store to JetStream, in a safe
+//! order, exactly as they are stored.
+//!
+//! Positions come from a sequence and are not commit order: reading "position > last"
+//! could skip an event whose transaction commits late. The relay therefore reads only
+//! rows whose transaction is older than every transaction still running
+//! (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`), in `(tx_id, position)` order,
+//! and keeps that pair as its checkpoint. Each message carries `Nats-Msg-Id` = event
+//! id, so a batch re-sent after a crash is dropped by JetStream's duplicate window
+//! (and by the consumer's per-stream versions beyond it).
+//!
+//! One relay publishes per database: it holds a PostgreSQL advisory lock on a
+//! dedicated connection, and reads and checkpoints through that connection, so losing
+//! the connection loses the lead. Other processes wait as hot standbys.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use ledger::{RecordedEvent, subjects};
+use platform::config::NatsSettings;
+use sqlx::{Connection, PgConnection, PgPool, Row, postgres::PgListener};
+use tokio::sync::watch;
+
+use crate::store::{EVENT_COLUMNS, EVENTS_CHANNEL, StoreError, recorded_event};
+
+/// Events read and published per batch.
+pub const RELAY_BATCH_EVENTS_MAX: i64 = 500;
+/// How often the relay looks for events when no notification arrives.
+pub const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a standby tries to take the lead.
+pub const RELAY_STANDBY_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest pause between attempts while NATS or PostgreSQL is down.
+pub const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The advisory lock that makes one relay the publisher ("folio.rl" in ASCII).
+pub const RELAY_LOCK_KEY: i64 = 0x666f_6c69_6f2e_726c;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("publishing to JetStream: {0}")]
+    Publish(String),
+}
+
+impl From<sqlx::Error> for RelayError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(error))
+    }
+}
+
+/// What one step of the relay did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Published(usize),
+    Idle,
+}
+
+/// The relay's place in the event store, for one JetStream stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pool: PgPool,
+    js: jetstream::Context,
+    settings: NatsSettings,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings) -> Self {
+        Self {
+            pool,
+            js: jetstream::new(nats),
+            settings,
+        }
+    }
+
+    /// Publishes until `shutdown` turns true; waits as a hot standby while another
+    /// process holds the lead; rides out PostgreSQL and NATS outages with backoff.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        let mut standing_by = false;
+        while !*shutdown.borrow() {
+            let mut conn = match self.lock_connection().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "relay cannot reach PostgreSQL; retrying");
+                    backoff.wait(&mut shutdown).await;
+                    continue;
+                }
+            };
+            match try_lock(&mut conn).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !standing_by {
+                        tracing::info!("relay standing by: another process is publishing");
+                        standing_by = true;
+                    }
+                    let _ = conn.close().await;
+                    pause(RELAY_STANDBY_POLL_INTERVAL, &mut shutdown).await;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "relay cannot take its lock; retrying");
+                    backoff.wait(&mut shutdown).await;
+                    continue;
+                }
+            }
+            standing_by = false;
+            backoff.reset();
+            tracing::info!(stream = %self.settings.stream, "relay is publishing");
+            match self.lead(&mut conn, &mut shutdown).await {
+                Ok(()) => {
+                    let _ = conn.close().await;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "relay lost its PostgreSQL connection; will take the lead again");
+                    backoff.wait(&mut shutdown).await;
+                }
+            }
+        }
+    }
+
+    /// A connection outside the pool, so the lock lives exactly as long as it does.
+    pub async fn lock_connection(&self) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.pool.connect_options()).await
+    }
+
+    async fn lead(&self, conn: &mut PgConnection, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+        let mut listener = self.listener().await;
+        let mut stream_ready = false;
+        let mut nats_down = false;
+        let mut backoff = Backoff::default();
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if !stream_ready {
+                match platform::messaging::ensure_stream(&self.js, &self.settings).await {
+                    Ok(_) => stream_ready = true,
+                    Err(error) => {
+                        if !nats_down {
+                            tracing::warn!(%error, url = %self.settings.url, "relay cannot reach JetStream; events wait in the event store; retrying");
+                            nats_down = true;
+                        }
+                        backoff.wait(shutdown).await;
+                        continue;
+                    }
+                }
+            }
+            match self.step(conn).await {
+                Ok(Step::Published(count)) => {
+                    if nats_down {
+                        tracing::info!("relay reached JetStream again; catching up");
+                        nats_down = false;
+                    }
+                    backoff.reset();
+                    tracing::debug!(count, "relay published a batch");
+                }
+                Ok(Step::Idle) => {
+                    if listener.is_none() {
+                        listener = self.listener().await;
+                    }
+                    wait_for_events(&mut listener, shutdown).await;
+                }
+                Err(RelayError::Publish(error)) => {
+                    if !nats_down {
+                        tracing::warn!(%error, url = %self.settings.url, "relay cannot publish; events wait in the event store; retrying");
+                        nats_down = true;
+                    }
+                    stream_ready = false;
+                    backoff.wait(shutdown).await;
+                }
+                Err(store_error) => return Err(store_error),
+            }
+        }
+    }
+
+    async fn listener(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(EVENTS_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes the next batch of committed events, if any, then advances the checkpoint.
+    pub async fn step(&self, conn: &mut PgConnection) -> Result<Step, RelayError> {
+        let checkpoint = self.checkpoint(conn).await?;
+        let sql = format!(
+            "select tx_id::text as tx_id_text, {EVENT_COLUMNS} from accounts.events
+             where (tx_id, position) > ($1::text::xid8, $2)
+               and tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             order by tx_id, position
+             limit $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(checkpoint.tx_id.to_string())
+            .bind(checkpoint.position)
+            .bind(RELAY_BATCH_EVENTS_MAX)
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(Step::Idle);
+        };
+        let last_tx: String = last.try_get("tx_id_text")?;
+        let next = Checkpoint {
+            tx_id: last_tx
+                .parse()
+                .map_err(|_| RelayError::Publish(format!("unreadable tx_id {last_tx}")))?,
+            position: last.try_get("position")?,
+        };
+        let events = rows.iter().map(recorded_event).collect::<Result<Vec<_>, _>>()?;
+        self.publish(&events).await?;
+        sqlx::query(
+            "update accounts.relay_checkpoints
+             set tx_id = $2::text::xid8, position = $3, published_events = published_events + $4, updated_at = now()
+             where stream = $1",
+        )
+        .bind(&self.settings.stream)
+        .bind(next.tx_id.to_string())
+        .bind(next.position)
+        .bind(events.len() as i64)
+        .execute(&mut *conn)
+        .await?;
+        metrics::counter!("folio_relay_published_events_total").increment(events.len() as u64);
+        Ok(Step::Published(events.len()))
+    }
+
+    /// Sends every event, then waits for every acknowledgement.
+    async fn publish(&self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let subject = subjects::event_subject(&self.settings.subject_prefix, event.stream_id, &event.event_type);
+            let body = serde_json::to_vec(event).expect("recorded events serialise to JSON");
+            let message = PublishMessage::build()
+                .message_id(subjects::message_id(event.event_id))
+                .payload(bytes::Bytes::from(body));
+            let ack = self
+                .js
+                .send_publish(subject, message)
+                .await
+                .map_err(|e| RelayError::Publish(e.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// This stream's checkpoint, created at the start of history if new.
+    pub async fn checkpoint(&self, conn: &mut PgConnection) -> Result<Checkpoint, RelayError> {
+        sqlx::query("insert into accounts.relay_checkpoints (stream) values ($1) on conflict (stream) do nothing")
+            .bind(&self.settings.stream)
+            .execute(&mut *conn)
+            .await?;
+        let row = sqlx::query("select tx_id::text as tx_id_text, position from accounts.relay_checkpoints where stream = $1")
+            .bind(&self.settings.stream)
+            .fetch_one(&mut *conn)
+            .await?;
+        let tx_id: String = row.try_get("tx_id_text")?;
+        Ok(Checkpoint {
+            tx_id: tx_id
+                .parse()
+                .map_err(|_| RelayError::Publish(format!("unreadable checkpoint tx_id {tx_id}")))?,
+            position: row.try_get("position")?,
+        })
+    }
+}
+
+/// Takes the relay lock if it is free.
+pub async fn try_lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(RELAY_LOCK_KEY)
+        .fetch_one(conn)
+        .await
+}
+
+/// Puts the stream's checkpoint back to the start, so the relay publishes all history again
+/// (`folio republish`). The consumer skips what it already applied.
+pub async fn rewind(pool: &PgPool, stream: &str) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "insert into accounts.relay_checkpoints (stream) values ($1)
+         on conflict (stream) do update set tx_id = '0', position = 0, updated_at = now()",
+    )
+    .bind(stream)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+async fn wait_for_events(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>) {
+    let Some(active) = listener.as_mut() else {
+        pause(RELAY_POLL_INTERVAL, shutdown).await;
+        return;
+    };
+    tokio::select! {
+        received = active.recv() => {
+            if received.is_err() {
+                *listener = None;
+            }
+        }
+        _ = tokio::time::sleep(RELAY_POLL_INTERVAL) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Sleeps for `duration` unless shutdown comes first.
+async fn pause(duration: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Exponential backoff with jitter, from 100 ms up to [`RELAY_BACKOFF_MAX`].
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) {
+        let base = Duration::from_millis(100).saturating_mul(1 << self.attempt.min(7));
+        let capped = base.min(RELAY_BACKOFF_MAX);
+        let jittered = capped.mul_f64(0.5 + fastrand::f64() / 2.0);
+        self.attempt = self.attempt.saturating_add(1);
+        pause(jittered, shutdown).await;
+    }
+}
