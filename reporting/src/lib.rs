@@ -1,1 +1,13 @@
-//! placeholder
+//! Folio's query side: a JetStream consumer that projects ledger events into read models
+//! in PostgreSQL, and the GraphQL queries and CSV reports that answer from them.
+//!
+//! Everything the reporting service knows came over NATS: it never reads the
+//! `accounts` schema.
+
+/// The migrations of the `reporting` schema.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("../migrations/reporting")
+}
+
+/// The schema this service owns.
+pub const SCHEMA: &str = "reporting";
