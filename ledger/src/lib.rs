@@ -12,6 +12,8 @@ pub mod hashing;
 pub mod ids;
 pub mod money;
 pub mod subjects;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use envelope::{EventMetadata, RecordedEvent};
 pub use error_code::ErrorCode;

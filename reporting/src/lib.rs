@@ -4,6 +4,10 @@
 //! Everything the reporting service knows came over NATS: it never reads the
 //! `accounts` schema.
 
+pub mod consumer;
+pub mod projection;
+pub mod state;
+
 /// The migrations of the `reporting` schema.
 pub fn migrator() -> sqlx::migrate::Migrator {
     sqlx::migrate!("../migrations/reporting")

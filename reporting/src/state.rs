@@ -1,0 +1,55 @@
+//! Everything the reporting service's handlers need.
+
+use std::time::Duration;
+
+use platform::config::{NatsSettings, env_parse};
+use sqlx::PgPool;
+
+use crate::{consumer::ProjectionConsumer, projection::Projector};
+
+/// The longest `atLeast` waits for the projection before answering STALE_READ.
+pub const AT_LEAST_WAIT_DEFAULT: Duration = Duration::from_secs(5);
+/// How long JetStream waits for an acknowledgement before delivering a message again.
+pub const ACK_WAIT_DEFAULT: Duration = Duration::from_secs(30);
+
+/// Tunables of the reporting service.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportingOptions {
+    pub at_least_wait: Duration,
+    pub ack_wait: Duration,
+}
+
+impl ReportingOptions {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            at_least_wait: Duration::from_millis(env_parse(
+                "FOLIO_AT_LEAST_WAIT_MS",
+                AT_LEAST_WAIT_DEFAULT.as_millis() as u64,
+            )?),
+            ack_wait: Duration::from_millis(env_parse("FOLIO_ACK_WAIT_MS", ACK_WAIT_DEFAULT.as_millis() as u64)?),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ReportingState {
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub settings: NatsSettings,
+    pub options: ReportingOptions,
+    pub consumer: ProjectionConsumer,
+}
+
+impl ReportingState {
+    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings, options: ReportingOptions) -> Self {
+        let projector = Projector::new(pool.clone(), settings.stream.clone());
+        let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector, options.ack_wait);
+        Self {
+            pool,
+            nats,
+            settings,
+            options,
+            consumer,
+        }
+    }
+}
