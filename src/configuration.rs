@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use accounts::startup::AccountsOptions;
+use reporting::state::ReportingOptions;
 use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
 
 #[derive(Clone, Debug)]
@@ -12,6 +13,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub http_addr: SocketAddr,
     pub accounts: AccountsOptions,
+    pub reporting: ReportingOptions,
 }
 
 impl Settings {
@@ -22,6 +24,7 @@ impl Settings {
             auth: AuthSettings::from_env()?,
             http_addr: http_addr_from_env()?,
             accounts: AccountsOptions::from_env()?,
+            reporting: ReportingOptions::from_env()?,
         })
     }
 }

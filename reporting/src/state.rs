@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use platform::config::{NatsSettings, env_parse};
+use platform::{
+    config::{NatsSettings, env_parse},
+    http::{Check, check_nats, check_postgres},
+};
 use sqlx::PgPool;
 
 use crate::{consumer::ProjectionConsumer, projection::Projector};
@@ -51,5 +54,20 @@ impl ReportingState {
             options,
             consumer,
         }
+    }
+}
+
+impl ReportingState {
+    /// PostgreSQL, NATS, and the projection's consumer (with its lag).
+    pub async fn checks(&self) -> Vec<Check> {
+        let projection = match self.consumer.lag_events().await {
+            Some(lag) => Check {
+                name: "projection",
+                ok: true,
+                detail: format!("consumer attached, {lag} events behind"),
+            },
+            None => Check::down("projection", "the JetStream consumer is not reachable"),
+        };
+        vec![check_postgres(&self.pool).await, check_nats(&self.nats), projection]
     }
 }
