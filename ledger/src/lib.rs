@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error_code;
 pub mod events;
 pub mod hashing;
+pub mod integrity;
 pub mod ids;
 pub mod money;
 pub mod subjects;
