@@ -199,12 +199,23 @@ fn assign_code(error: &mut ServerError) {
         || error.message.starts_with("Failed to parse")
         || error.message.starts_with("Invalid value");
     if from_input {
+        add_scalar_form(error);
         set_code(error, ErrorCode::Validation);
     } else {
         tracing::error!(message = %error.message, path = ?error.path, "resolver error without a code");
         error.message = "internal error".to_string();
         error.locations = Vec::<Pos>::new();
         set_code(error, ErrorCode::Internal);
+    }
+}
+
+/// Says how a scalar is written when a validation error names it.
+fn add_scalar_form(error: &mut ServerError) {
+    for (name, form) in crate::scalars::SCALAR_FORMS {
+        if error.message.contains(&format!("expected type \"{name}\"")) {
+            error.message.push_str(&format!(" ({form})"));
+            return;
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod db;
 pub mod graphql;
 pub mod http;
 pub mod messaging;
+pub mod scalars;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

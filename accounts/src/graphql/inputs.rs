@@ -5,11 +5,13 @@ use ledger::{
     AccountId, Currency, ErrorCode, Hash, PositiveAmount, TransferId, hashing::canonical_json,
     money::parse_limit,
 };
-use platform::ApiError;
-use rust_decimal::Decimal;
+use platform::{
+    ApiError,
+    scalars::{Decimal, Uuid},
+};
+use rust_decimal::Decimal as Amount;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::{
     commands::IDEMPOTENCY_KEY_LEN_MAX,
@@ -99,7 +101,7 @@ fn idempotency_key(raw: &str) -> Result<String, ApiError> {
 }
 
 fn amount(value: Decimal) -> Result<PositiveAmount, ApiError> {
-    PositiveAmount::parse(value)
+    PositiveAmount::parse(value.0)
         .map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("amount: {e}")))
 }
 
@@ -116,12 +118,12 @@ impl OpenAccountInput {
         let holder = Holder::parse(&self.holder).map_err(|e| ApiError::validation("holder", e))?;
         let currency =
             Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
-        let overdraft_limit = parse_limit(self.overdraft_limit.unwrap_or(Decimal::ZERO), currency)
+        let overdraft_limit = parse_limit(self.overdraft_limit.map_or(Amount::ZERO, |d| d.0), currency)
             .map_err(|e| ApiError::validation("overdraftLimit", e))?;
         let command = Command::Open(OpenAccount {
             account_id: self
                 .account_id
-                .map(AccountId::from_uuid)
+                .map(|id| AccountId::from_uuid(id.0))
                 .unwrap_or_else(AccountId::generate),
             holder,
             currency,
@@ -135,7 +137,7 @@ impl DepositInput {
     pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
         let key = idempotency_key(&self.idempotency_key)?;
         let command = Command::Deposit(Deposit {
-            account_id: AccountId::from_uuid(self.account_id),
+            account_id: AccountId::from_uuid(self.account_id.0),
             amount: amount(self.amount)?,
             reference: reference(&self.reference)?,
         });
@@ -147,7 +149,7 @@ impl WithdrawInput {
     pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
         let key = idempotency_key(&self.idempotency_key)?;
         let command = Command::Withdraw(Withdraw {
-            account_id: AccountId::from_uuid(self.account_id),
+            account_id: AccountId::from_uuid(self.account_id.0),
             amount: amount(self.amount)?,
             reference: reference(&self.reference)?,
         });
@@ -160,8 +162,8 @@ impl TransferInput {
         let key = idempotency_key(&self.idempotency_key)?;
         let transfer = Transfer {
             transfer_id: TransferId::generate(),
-            from: AccountId::from_uuid(self.from_account_id),
-            to: AccountId::from_uuid(self.to_account_id),
+            from: AccountId::from_uuid(self.from_account_id.0),
+            to: AccountId::from_uuid(self.to_account_id.0),
             amount: amount(self.amount)?,
             reference: reference(&self.reference)?,
         };
@@ -175,7 +177,7 @@ impl AccountStatusInput {
         let reason = Reason::parse(&self.reason).map_err(|e| ApiError::validation("reason", e))?;
         Ok((
             ChangeStatus {
-                account_id: AccountId::from_uuid(self.account_id),
+                account_id: AccountId::from_uuid(self.account_id.0),
                 reason,
             },
             key,
@@ -201,8 +203,8 @@ mod tests {
 
     fn deposit(amount: &str, key: &str) -> DepositInput {
         DepositInput {
-            account_id: Uuid::nil(),
-            amount: amount.parse().expect("decimal"),
+            account_id: Uuid(uuid::Uuid::nil()),
+            amount: Decimal(amount.parse().expect("decimal")),
             reference: None,
             idempotency_key: key.into(),
         }

@@ -10,8 +10,8 @@ use ledger::AccountId;
 use platform::{
     ApiError, RequestContext, Role,
     graphql::{RoleGuard, with_limits},
+    scalars::Uuid,
 };
-use uuid::Uuid;
 
 use crate::commands::{AccountsService, CommandContext, CommandError, Outcome};
 
@@ -46,7 +46,7 @@ impl AccountsQuery {
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<AccountView>, ApiError> {
         let account = service(ctx)?
-            .account(AccountId::from_uuid(id))
+            .account(AccountId::from_uuid(id.0))
             .await
             .map_err(command_error)?;
         account.map(AccountView::try_from).transpose()
@@ -196,12 +196,21 @@ fn command_context(
 }
 
 fn command_error(error: CommandError) -> ApiError {
+    use crate::domain::DomainError as D;
     match &error {
         CommandError::Unavailable(source) => {
             tracing::warn!(error = %source, "event store unavailable");
             ApiError::unavailable("the event store")
         }
         CommandError::Internal(source) => ApiError::internal(source),
+        // Refusals about the one account a command names.
+        CommandError::Domain(
+            D::AccountFrozen(_)
+            | D::AlreadyFrozen(_)
+            | D::NotFrozen(_)
+            | D::AccountClosed(_)
+            | D::NonzeroBalance { .. },
+        ) => ApiError::new(error.code(), format!("accountId: {error}")),
         _ => ApiError::new(error.code(), error.to_string()),
     }
 }

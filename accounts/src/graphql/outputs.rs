@@ -1,10 +1,10 @@
 //! GraphQL output types of the accounts service, converted explicitly from domain types.
 
 use async_graphql::{Enum, SimpleObject};
-use chrono::{DateTime, Utc};
-use platform::ApiError;
-use rust_decimal::Decimal;
-use uuid::Uuid;
+use platform::{
+    ApiError,
+    scalars::{DateTime, Decimal, Uuid},
+};
 
 use super::unexpected;
 use crate::{commands::Outcome, domain};
@@ -26,7 +26,7 @@ pub struct AccountView {
     pub overdraft_limit: Decimal,
     pub status: AccountStatus,
     pub version: i32,
-    pub opened_at: DateTime<Utc>,
+    pub opened_at: DateTime,
 }
 
 impl TryFrom<domain::Account> for AccountView {
@@ -34,18 +34,18 @@ impl TryFrom<domain::Account> for AccountView {
 
     fn try_from(account: domain::Account) -> Result<Self, ApiError> {
         Ok(Self {
-            id: account.id.as_uuid(),
+            id: Uuid(account.id.as_uuid()),
             holder: account.holder,
             currency: account.currency.code().to_string(),
-            balance: account.balance,
-            overdraft_limit: account.overdraft_limit,
+            balance: Decimal(account.balance),
+            overdraft_limit: Decimal(account.overdraft_limit),
             status: match account.status {
                 domain::AccountStatus::Open => AccountStatus::Open,
                 domain::AccountStatus::Frozen => AccountStatus::Frozen,
                 domain::AccountStatus::Closed => AccountStatus::Closed,
             },
             version: i32::try_from(account.version).map_err(ApiError::internal)?,
-            opened_at: account.opened_at,
+            opened_at: DateTime(account.opened_at),
         })
     }
 }
@@ -100,7 +100,7 @@ impl TryFrom<Outcome> for MovementPayload {
                 position,
             } => Ok(Self {
                 account: account.try_into()?,
-                event_id,
+                event_id: Uuid(event_id),
                 position: position.to_string(),
             }),
             other => Err(unexpected(&other)),
@@ -119,7 +119,7 @@ impl TryFrom<Outcome> for TransferPayload {
                 to,
                 position,
             } => Ok(Self {
-                transfer_id: transfer_id.as_uuid(),
+                transfer_id: Uuid(transfer_id.as_uuid()),
                 from: from.try_into()?,
                 to: to.try_into()?,
                 position: position.to_string(),

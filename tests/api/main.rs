@@ -1,0 +1,11 @@
+//! End-to-end tests of the Folio platform: real HTTP and GraphQL on a random port, real
+//! PostgreSQL (a fresh database per test) and NATS. One test binary; `helpers` starts the app.
+
+mod accounts;
+mod auth;
+mod errors;
+mod helpers;
+mod http;
+mod idempotency;
+mod integrity;
+mod metadata;
