@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use accounts::startup::AccountsOptions;
+use accounts::{integrity::IntegritySettings, startup::AccountsOptions};
 use reporting::state::ReportingOptions;
 use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
 
@@ -14,6 +14,7 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     pub accounts: AccountsOptions,
     pub reporting: ReportingOptions,
+    pub integrity: IntegritySettings,
 }
 
 impl Settings {
@@ -25,6 +26,7 @@ impl Settings {
             http_addr: http_addr_from_env()?,
             accounts: AccountsOptions::from_env()?,
             reporting: ReportingOptions::from_env()?,
+            integrity: IntegritySettings::from_env()?,
         })
     }
 }

@@ -212,7 +212,23 @@ impl AccountsService {
             client_addr: context.client_addr.clone(),
         };
         for attempt_no in 1..=self.append_retries_max {
-            let plan = attempt().await?;
+            // A concurrent request with the same key may have committed since: answer as it did.
+            if attempt_no > 1
+                && let Some(outcome) = self.replay(context).await?
+            {
+                return Ok(outcome);
+            }
+            let plan = match attempt().await {
+                Ok(plan) => plan,
+                Err(CommandError::Domain(refusal)) => {
+                    // The refusal may be caused by that request's own events (it spent the funds).
+                    if let Some(outcome) = self.replay(context).await? {
+                        return Ok(outcome);
+                    }
+                    return Err(CommandError::Domain(refusal));
+                }
+                Err(other) => return Err(other),
+            };
             let respond = |appended: &Appended| -> Value {
                 serde_json::to_value((plan.respond)(&plan, appended))
                     .expect("outcomes serialise to JSON")
@@ -255,7 +271,7 @@ impl AccountsService {
 
     /// The first answer given under this idempotency key, if the request is the same.
     async fn replay(&self, context: &CommandContext) -> Result<Option<Outcome>, CommandError> {
-        let Some(stored) = self.store.stored_response(&context.idempotency_key).await? else {
+        let Some(stored) = self.store.stored_response(&context.actor, &context.idempotency_key).await? else {
             return Ok(None);
         };
         if stored.command_type != context.command_type

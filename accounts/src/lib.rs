@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod domain;
 pub mod graphql;
+pub mod integrity;
 pub mod relay;
 pub mod startup;
 pub mod store;

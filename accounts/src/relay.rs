@@ -21,7 +21,10 @@ use platform::config::NatsSettings;
 use sqlx::{Connection, PgConnection, PgPool, Row, postgres::PgListener};
 use tokio::sync::watch;
 
-use crate::store::{EVENT_COLUMNS, EVENTS_CHANNEL, StoreError, recorded_event};
+use crate::{
+    integrity::{Checkpointer, Folded, IntegritySettings},
+    store::{EVENT_COLUMNS, EVENTS_CHANNEL, StoreError, recorded_event},
+};
 
 /// Events read and published per batch.
 pub const RELAY_BATCH_EVENTS_MAX: i64 = 500;
@@ -67,20 +70,22 @@ pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
     settings: NatsSettings,
+    checkpointer: Checkpointer,
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings) -> Self {
+    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings, integrity: IntegritySettings) -> Self {
         Self {
             pool,
             js: jetstream::new(nats),
             settings,
+            checkpointer: Checkpointer::new(integrity),
         }
     }
 
     /// Publishes until `shutdown` turns true; waits as a hot standby while another
     /// process holds the lead; rides out PostgreSQL and NATS outages with backoff.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
         let mut standing_by = false;
         while !*shutdown.borrow() {
@@ -130,7 +135,7 @@ impl Relay {
         PgConnection::connect_with(&self.pool.connect_options()).await
     }
 
-    async fn lead(&self, conn: &mut PgConnection, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+    async fn lead(&mut self, conn: &mut PgConnection, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
         let mut listener = self.listener().await;
         let mut stream_ready = false;
         let mut nats_down = false;
@@ -186,8 +191,10 @@ impl Relay {
         Some(listener)
     }
 
-    /// Publishes the next batch of committed events, if any, then advances the checkpoint.
-    pub async fn step(&self, conn: &mut PgConnection) -> Result<Step, RelayError> {
+    /// Publishes the next batch of committed events, if any, then advances the checkpoint
+    /// and folds the batch into the running digest (signing a checkpoint when due), in one
+    /// transaction.
+    pub async fn step(&mut self, conn: &mut PgConnection) -> Result<Step, RelayError> {
         let checkpoint = self.checkpoint(conn).await?;
         let sql = format!(
             "select tx_id::text as tx_id_text, {EVENT_COLUMNS} from accounts.events
@@ -202,29 +209,42 @@ impl Relay {
             .bind(RELAY_BATCH_EVENTS_MAX)
             .fetch_all(&mut *conn)
             .await?;
-        let Some(last) = rows.last() else {
+        let mut folded = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let tx_text: String = row.try_get("tx_id_text")?;
+            let event = recorded_event(row)?;
+            folded.push(Folded {
+                tx_id: tx_text
+                    .parse()
+                    .map_err(|_| RelayError::Publish(format!("unreadable tx_id {tx_text}")))?,
+                position: event.position,
+                hash: event.hash,
+            });
+            events.push(event);
+        }
+        let Some(last) = folded.last().copied() else {
+            // Nothing new: still sign a checkpoint if the interval has passed.
+            let mut tx = conn.begin().await?;
+            self.checkpointer.fold(&mut tx, &[]).await?;
+            tx.commit().await?;
             return Ok(Step::Idle);
         };
-        let last_tx: String = last.try_get("tx_id_text")?;
-        let next = Checkpoint {
-            tx_id: last_tx
-                .parse()
-                .map_err(|_| RelayError::Publish(format!("unreadable tx_id {last_tx}")))?,
-            position: last.try_get("position")?,
-        };
-        let events = rows.iter().map(recorded_event).collect::<Result<Vec<_>, _>>()?;
         self.publish(&events).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(
             "update accounts.relay_checkpoints
              set tx_id = $2::text::xid8, position = $3, published_events = published_events + $4, updated_at = now()
              where stream = $1",
         )
         .bind(&self.settings.stream)
-        .bind(next.tx_id.to_string())
-        .bind(next.position)
+        .bind(last.tx_id.to_string())
+        .bind(last.position)
         .bind(events.len() as i64)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
+        self.checkpointer.fold(&mut tx, &folded).await?;
+        tx.commit().await?;
         metrics::counter!("folio_relay_published_events_total").increment(events.len() as u64);
         Ok(Step::Published(events.len()))
     }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use accounts::{
     commands::{AccountsService, CommandContext, Outcome},
     domain::{Command, Deposit, Holder, OpenAccount},
+    integrity::IntegritySettings,
     relay::{Relay, Step, try_lock},
     store::EventStore,
 };
@@ -43,7 +44,13 @@ impl Harness {
     }
 
     fn relay(&self) -> Relay {
-        Relay::new(self.pool.clone(), self.nats.clone(), self.settings.clone())
+        let key = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
+        Relay::new(
+            self.pool.clone(),
+            self.nats.clone(),
+            self.settings.clone(),
+            IntegritySettings::with_key(key),
+        )
     }
 
     fn context(&self, key: &str, command_type: &'static str) -> CommandContext {
@@ -88,7 +95,7 @@ impl Harness {
     }
 
     /// Steps the relay on `conn` until it has nothing more to publish.
-    async fn drain(&self, relay: &Relay, conn: &mut PgConnection) -> usize {
+    async fn drain(&self, relay: &mut Relay, conn: &mut PgConnection) -> usize {
         let mut published = 0;
         for _ in 0..1_000 {
             match relay.step(conn).await.expect("relay step") {
@@ -197,7 +204,7 @@ async fn open_in_open_transaction(conn: &mut PgConnection) -> AccountId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_committed_late_is_published_once_and_nothing_is_skipped() {
     let h = Harness::new().await;
-    let relay = h.relay();
+    let mut relay = h.relay();
     let mut relay_conn = relay.lock_connection().await.expect("relay connection");
     platform::messaging::ensure_stream(&jetstream::new(h.nats.clone()), &h.settings)
         .await
@@ -206,7 +213,7 @@ async fn an_event_committed_late_is_published_once_and_nothing_is_skipped() {
     let early = h.open().await;
     h.deposit(early, 10).await;
     assert_eq!(
-        h.drain(&relay, &mut relay_conn).await,
+        h.drain(&mut relay, &mut relay_conn).await,
         2,
         "the first two events are published"
     );
@@ -243,13 +250,13 @@ async fn an_event_committed_late_is_published_once_and_nothing_is_skipped() {
 
     // Nothing that committed after the open transaction began may be published yet:
     // publishing it would let a reader checkpoint past the late event.
-    assert_eq!(h.drain(&relay, &mut relay_conn).await, 0);
+    assert_eq!(h.drain(&mut relay, &mut relay_conn).await, 0);
 
     sqlx::query("commit")
         .execute(&mut slow)
         .await
         .expect("commit");
-    assert_eq!(h.drain(&relay, &mut relay_conn).await, 1 + 5 + 2);
+    assert_eq!(h.drain(&mut relay, &mut relay_conn).await, 1 + 5 + 2);
 
     let published = h.published().await;
     let published_ids: Vec<uuid::Uuid> = published.iter().map(|e| e.event_id.as_uuid()).collect();
@@ -312,7 +319,7 @@ async fn one_relay_publishes_per_database_and_a_standby_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn republishing_adds_no_duplicates_within_the_duplicate_window() {
     let h = Harness::new().await;
-    let relay = h.relay();
+    let mut relay = h.relay();
     let mut conn = relay.lock_connection().await.expect("connection");
     platform::messaging::ensure_stream(&jetstream::new(h.nats.clone()), &h.settings)
         .await
@@ -321,13 +328,13 @@ async fn republishing_adds_no_duplicates_within_the_duplicate_window() {
     for amount in 1..=3 {
         h.deposit(id, amount).await;
     }
-    assert_eq!(h.drain(&relay, &mut conn).await, 4);
+    assert_eq!(h.drain(&mut relay, &mut conn).await, 4);
 
     accounts::relay::rewind(&h.pool, &h.settings.stream)
         .await
         .expect("rewind");
     assert_eq!(
-        h.drain(&relay, &mut conn).await,
+        h.drain(&mut relay, &mut conn).await,
         4,
         "everything is sent again"
     );

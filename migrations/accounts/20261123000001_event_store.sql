@@ -28,7 +28,7 @@ comment on table accounts.events is
 create function accounts.reject_event_mutation() returns trigger
 language plpgsql as $$
 begin
-    raise exception 'accounts.events is append-only: % is not allowed', tg_op
+    raise exception '%.% is append-only: % is not allowed', tg_table_schema, tg_table_name, tg_op
         using errcode = 'restrict_violation',
               hint = 'record a correcting event instead';
 end
@@ -42,15 +42,21 @@ create trigger events_cannot_be_truncated
     before truncate on accounts.events
     for each statement execute function accounts.reject_event_mutation();
 
--- A command's idempotency key, written in the same transaction as its events.
+-- Fire even for sessions in replica mode (session_replication_role = replica).
+alter table accounts.events enable always trigger events_are_immutable;
+alter table accounts.events enable always trigger events_cannot_be_truncated;
+
+-- A command's idempotency key, written in the same transaction as its events. Keys are
+-- scoped to the actor, so two clients can never answer each other's requests.
 create table accounts.idempotency_keys (
-    idempotency_key text primary key,
+    idempotency_key text not null,
     command_type    text not null,
     request_hash    bytea not null check (length(request_hash) = 32),
     response        jsonb not null,
     position        bigint not null,
     actor           text not null,
-    created_at      timestamptz not null default now()
+    created_at      timestamptz not null default now(),
+    primary key (actor, idempotency_key)
 );
 
 -- The folded state of a stream at some version, so loading never replays a long history.

@@ -10,7 +10,11 @@ use folio::{
     startup::{Application, Mode},
 };
 use platform::{Role, TokenKeys, testing};
+use accounts::integrity::IntegritySettings;
 use reporting::state::ReportingOptions;
+
+/// The seed of the key test checkpoints are signed with.
+pub const TEST_SIGNING_SEED: [u8; 32] = [42; 32];
 use reqwest::{StatusCode, header::HeaderMap};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, de::DeserializeOwned};
@@ -240,6 +244,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,
             ack_wait: reporting::state::ACK_WAIT_DEFAULT,
         },
+        integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(&TEST_SIGNING_SEED)),
     };
     adjust(&mut settings);
     let application = Application::build(&settings, Mode::All)

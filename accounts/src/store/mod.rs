@@ -246,11 +246,13 @@ impl EventStore {
         rows.iter().map(rows::recorded_event).collect()
     }
 
-    /// The answer recorded under an idempotency key, if any.
-    pub async fn stored_response(&self, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+    /// The answer recorded under an actor's idempotency key, if any.
+    pub async fn stored_response(&self, actor: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
         let row = sqlx::query(
-            "select command_type, request_hash, response from accounts.idempotency_keys where idempotency_key = $1",
+            "select command_type, request_hash, response from accounts.idempotency_keys
+             where actor = $1 and idempotency_key = $2",
         )
+        .bind(actor)
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
@@ -308,7 +310,7 @@ impl EventStore {
             streams: Vec::with_capacity(streams.len()),
             position: 0,
         };
-        let mut new_rows = Vec::with_capacity(total);
+        let mut written = 0usize;
         for stream in streams {
             let head = &heads[&stream.stream_id];
             let mut prev_hash = head.hash;
@@ -356,7 +358,7 @@ impl EventStore {
                 stream.expected_version + stream.events.len() as i64,
                 "state version follows the appended events"
             );
-            new_rows.extend(recorded.iter().cloned());
+            written += recorded.len();
             appended.streams.push(AppendedStream {
                 stream_id: stream.stream_id,
                 events: recorded,
@@ -364,7 +366,11 @@ impl EventStore {
             });
         }
 
-        let positions = insert_events(&mut tx, &new_rows).await?;
+        // One statement per stream, in lock order, so a conflict names the stream that moved.
+        let mut positions = HashMap::with_capacity(total);
+        for stream in &appended.streams {
+            positions.extend(insert_events(&mut tx, &stream.events).await?);
+        }
         for stream in &mut appended.streams {
             for event in &mut stream.events {
                 event.position = positions[&event.event_id];
@@ -388,7 +394,7 @@ impl EventStore {
             let response = (record.respond)(&appended);
             let inserted = sqlx::query(
                 "insert into accounts.idempotency_keys (idempotency_key, command_type, request_hash, response, position, actor)
-                 values ($1, $2, $3, $4, $5, $6) on conflict (idempotency_key) do nothing",
+                 values ($1, $2, $3, $4, $5, $6) on conflict (actor, idempotency_key) do nothing",
             )
             .bind(record.key)
             .bind(record.command_type)
@@ -406,7 +412,7 @@ impl EventStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        metrics::counter!("folio_events_appended_total").increment(new_rows.len() as u64);
+        metrics::counter!("folio_events_appended_total").increment(written as u64);
         Ok(appended)
     }
 }

@@ -1,0 +1,467 @@
+//! `folio verify`: recomputes every stream's hash chain, checks versions are contiguous from 1
+//! and balances follow, matches both legs of every transfer, and re-folds the global digest
+//! to check every signed checkpoint. It streams rows in index order, so memory stays
+//! constant however large the store is.
+
+use ed25519_dalek::VerifyingKey;
+use futures::{StreamExt, TryStreamExt};
+use ledger::{
+    AccountEvent, AccountId, Hash, RecordedEvent,
+    integrity::{SignedCheckpoint, fold_digest},
+};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Row};
+
+use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash, tx_id};
+use crate::store::{EVENT_COLUMNS, StoreError, recorded_event};
+
+/// Problems listed in one report; more are counted, not listed.
+pub const PROBLEMS_MAX: usize = 100;
+/// Progress is reported every this many events.
+pub const PROGRESS_EVERY_EVENTS: u64 = 5_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The stored hash does not match the event's content.
+    HashMismatch,
+    /// An event's previousHash is not the stored hash of the event before it.
+    BrokenLink,
+    /// Versions are not contiguous from 1.
+    VersionGap,
+    /// The event cannot be read as any known event version.
+    Unreadable,
+    /// A balance after an event is not the balance before plus the event's amount.
+    BalanceDoesNotFollow,
+    /// A transfer leg has no matching leg on the other account.
+    MissingTransferLeg,
+    /// The store's history up to a checkpoint does not fold to its signed digest.
+    CheckpointMismatch,
+    /// A stored checkpoint is not signed by the key given, or not chained to the one before.
+    CheckpointInvalid,
+}
+
+impl ProblemKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::HashMismatch => "HASH_MISMATCH",
+            Self::BrokenLink => "BROKEN_LINK",
+            Self::VersionGap => "VERSION_GAP",
+            Self::Unreadable => "UNREADABLE",
+            Self::BalanceDoesNotFollow => "BALANCE_DOES_NOT_FOLLOW",
+            Self::MissingTransferLeg => "MISSING_TRANSFER_LEG",
+            Self::CheckpointMismatch => "CHECKPOINT_MISMATCH",
+            Self::CheckpointInvalid => "CHECKPOINT_INVALID",
+        }
+    }
+}
+
+/// Where history diverges, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub stream_id: Option<AccountId>,
+    pub stream_version: Option<i64>,
+    pub position: Option<i64>,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind.as_str())?;
+        if let Some(stream) = self.stream_id {
+            write!(f, " stream {stream}")?;
+        }
+        if let Some(version) = self.stream_version {
+            write!(f, " version {version}")?;
+        }
+        if let Some(position) = self.position {
+            write!(f, " position {position}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub streams: u64,
+    pub events: u64,
+    pub checkpoints: u64,
+    pub problems: Vec<Problem>,
+    /// Problems found beyond [`PROBLEMS_MAX`].
+    pub problems_not_listed: u64,
+    /// True when the run stopped at `events_max` before the end of the store.
+    pub truncated: bool,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && !self.truncated
+    }
+
+    fn add(&mut self, problem: Problem) {
+        if self.problems.len() < PROBLEMS_MAX {
+            self.problems.push(problem);
+        } else {
+            self.problems_not_listed += 1;
+        }
+    }
+}
+
+/// Told the phase (`streams`, `checkpoints`) and how many events are done.
+pub type Progress = dyn Fn(&str, u64) + Sync;
+
+/// What to verify and against what.
+pub struct VerifyOptions<'a> {
+    /// The key checkpoints must be signed with.
+    pub public_key: VerifyingKey,
+    /// Only this account's stream (and its transfers); global checkpoints are then skipped.
+    pub account: Option<AccountId>,
+    /// A checkpoint kept outside the platform that the store must still extend.
+    pub external: Option<SignedCheckpoint>,
+    /// Stop after this many events (online verification is bounded).
+    pub events_max: Option<u64>,
+    /// Called with a phase name and the events done so far.
+    pub progress: Option<&'a Progress>,
+}
+
+/// Runs every check and reports what diverges.
+pub async fn verify(pool: &PgPool, options: &VerifyOptions<'_>) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    verify_streams(pool, options, &mut report).await?;
+    verify_transfers(pool, options, &mut report).await?;
+    if options.account.is_none() && !report.truncated {
+        verify_checkpoints(pool, options, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// The event before, in the stream being walked.
+struct Previous {
+    stream_id: AccountId,
+    version: i64,
+    position: i64,
+    hash: Hash,
+    balance: Option<Decimal>,
+}
+
+async fn verify_streams(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+    let sql = format!(
+        "select {EVENT_COLUMNS} from accounts.events where ($1::uuid is null or stream_id = $1)
+         order by stream_id, stream_version"
+    );
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(options.account.map(|a| a.as_uuid()))
+        .fetch(pool);
+    let mut previous: Option<Previous> = None;
+    while let Some(row) = rows.try_next().await? {
+        if options.events_max.is_some_and(|max| report.events >= max) {
+            report.truncated = true;
+            break;
+        }
+        let event = recorded_event(&row)?;
+        report.events += 1;
+        if let Some(progress) = options.progress
+            && report.events.is_multiple_of(PROGRESS_EVERY_EVENTS)
+        {
+            progress("streams", report.events);
+        }
+        let same_stream = previous.as_ref().filter(|p| p.stream_id == event.stream_id);
+        if same_stream.is_none() {
+            report.streams += 1;
+        }
+        check_event(&event, same_stream, report);
+        let balance = event
+            .decode()
+            .ok()
+            .and_then(|e| e.balance_after())
+            .or_else(|| same_stream.and_then(|p| p.balance));
+        previous = Some(Previous {
+            stream_id: event.stream_id,
+            version: event.stream_version,
+            position: event.position,
+            hash: event.hash,
+            balance,
+        });
+    }
+    Ok(())
+}
+
+fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut Report) {
+    let at = |kind, detail: String| Problem {
+        kind,
+        stream_id: Some(event.stream_id),
+        stream_version: Some(event.stream_version),
+        position: Some(event.position),
+        detail,
+    };
+    let expected_version = previous.map_or(1, |p| p.version + 1);
+    if event.stream_version != expected_version {
+        let after = previous.map_or_else(
+            || "the stream's start".to_string(),
+            |p| format!("version {} at position {}", p.version, p.position),
+        );
+        report.add(Problem {
+            kind: ProblemKind::VersionGap,
+            stream_id: Some(event.stream_id),
+            stream_version: Some(expected_version),
+            position: Some(event.position),
+            detail: format!(
+                "version {expected_version} is missing: after {after} comes version {} at position {}",
+                event.stream_version, event.position
+            ),
+        });
+    }
+    if !event.hash_is_intact() {
+        report.add(at(
+            ProblemKind::HashMismatch,
+            format!(
+                "the stored hash {} does not match the event's content ({}): the row was changed after it was written",
+                event.hash,
+                event.expected_hash()
+            ),
+        ));
+    }
+    let expected_prev = previous.map(|p| p.hash);
+    if event.prev_hash != expected_prev {
+        let problem = match previous {
+            Some(p) => Problem {
+                kind: ProblemKind::BrokenLink,
+                stream_id: Some(event.stream_id),
+                stream_version: Some(p.version),
+                position: Some(p.position),
+                detail: format!(
+                    "version {} records previousHash {} but version {} is stored with hash {}: version {} was changed after version {} was written",
+                    event.stream_version,
+                    event.prev_hash.map_or_else(|| "none".into(), |h| h.to_hex()),
+                    p.version,
+                    p.hash,
+                    p.version,
+                    event.stream_version
+                ),
+            },
+            None => at(
+                ProblemKind::BrokenLink,
+                "the stream's first event records a previous hash: events before it were removed".into(),
+            ),
+        };
+        report.add(problem);
+    }
+    match event.decode() {
+        Err(error) => report.add(at(ProblemKind::Unreadable, error.to_string())),
+        Ok(decoded) => {
+            let before = previous.and_then(|p| p.balance).or_else(|| {
+                matches!(decoded, AccountEvent::AccountOpened(_)).then_some(Decimal::ZERO)
+            });
+            if let (Some(before), Some(change), Some(after)) = (before, decoded.balance_change(), decoded.balance_after())
+                && before + change != after
+            {
+                report.add(at(
+                    ProblemKind::BalanceDoesNotFollow,
+                    format!("{before} {change:+} is {}, but the event says {after}", before + change),
+                ));
+            }
+        }
+    }
+}
+
+async fn verify_transfers(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+    // Each debit needs its credit on the named account, and each credit its debit.
+    let rows = sqlx::query(
+        "select l.stream_id, l.stream_version, l.position, l.event_type, l.payload->>'transferId' as transfer_id,
+                coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId') as counterparty
+         from accounts.events l
+         where l.event_type in ('TransferDebited', 'TransferCredited')
+           and ($1::uuid is null or l.stream_id = $1
+                or coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId') = $1::text)
+           and not exists (
+               select 1 from accounts.events r
+               where r.stream_id::text = coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId')
+                 and r.event_type = case l.event_type when 'TransferDebited' then 'TransferCredited' else 'TransferDebited' end
+                 and r.payload->>'transferId' = l.payload->>'transferId')
+         order by l.position
+         limit $2",
+    )
+    .bind(options.account.map(|a| a.as_uuid()))
+    .bind((PROBLEMS_MAX + 1) as i64)
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let event_type: String = row.try_get("event_type")?;
+        let counterparty: Option<String> = row.try_get("counterparty")?;
+        let transfer: Option<String> = row.try_get("transfer_id")?;
+        let (missing, side) = if event_type == "TransferDebited" {
+            ("TransferCredited", "destination")
+        } else {
+            ("TransferDebited", "source")
+        };
+        let counterparty = counterparty.unwrap_or_default();
+        report.add(Problem {
+            kind: ProblemKind::MissingTransferLeg,
+            stream_id: Some(AccountId::from_uuid(row.try_get("stream_id")?)),
+            stream_version: Some(row.try_get("stream_version")?),
+            position: Some(row.try_get("position")?),
+            detail: format!(
+                "transfer {} has no {missing} on its {side} account {counterparty}: that account's stream or event is gone",
+                transfer.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn verify_checkpoints(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+    let sql = format!("select {CHECKPOINT_COLUMNS} from accounts.checkpoints order by sequence");
+    let mut stored = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool).map(|row| {
+        row.map_err(StoreError::from)
+            .and_then(|row| checkpoint_from_row(&row))
+    });
+    let mut expected: Vec<Checkpoint> = Vec::new();
+    // Stored checkpoints: each signed by the key and chained to the one before.
+    let mut previous_digest = Hash::ZERO;
+    let mut next_sequence = 1;
+    while let Some(checkpoint) = stored.try_next().await? {
+        report.checkpoints += 1;
+        let invalid = |detail: String| Problem {
+            kind: ProblemKind::CheckpointInvalid,
+            stream_id: None,
+            stream_version: None,
+            position: Some(checkpoint.position),
+            detail: format!("checkpoint #{}: {detail}", checkpoint.sequence),
+        };
+        if let Err(error) = checkpoint.verify_signature(&options.public_key) {
+            report.add(invalid(error.to_string()));
+        }
+        if checkpoint.sequence != next_sequence {
+            report.add(invalid(format!("checkpoint #{next_sequence} is missing")));
+        }
+        if checkpoint.previous_digest != previous_digest {
+            report.add(invalid("it does not chain to the checkpoint before it".into()));
+        }
+        previous_digest = checkpoint.digest;
+        next_sequence = checkpoint.sequence + 1;
+        expected.push(Checkpoint::of(&checkpoint, "stored"));
+        // Keep memory bounded: only the boundaries are held, a few dozen bytes each.
+    }
+    if let Some(external) = &options.external {
+        match external.verify_signature(&options.public_key) {
+            Ok(()) => expected.push(Checkpoint::of(external, "external")),
+            Err(error) => report.add(Problem {
+                kind: ProblemKind::CheckpointInvalid,
+                stream_id: None,
+                stream_version: None,
+                position: Some(external.position),
+                detail: format!("the external checkpoint #{}: {error}", external.sequence),
+            }),
+        }
+    }
+    expected.sort_by_key(|c| (c.tx_id, c.position));
+    refold(pool, options, &expected, report).await
+}
+
+/// A checkpoint's boundary and claim, as the refold compares them.
+struct Checkpoint {
+    sequence: i64,
+    tx_id: u64,
+    position: i64,
+    event_count: i64,
+    digest: Hash,
+    source: &'static str,
+}
+
+impl Checkpoint {
+    fn of(signed: &SignedCheckpoint, source: &'static str) -> Self {
+        Self {
+            sequence: signed.sequence,
+            tx_id: signed.tx_id.parse().unwrap_or(u64::MAX),
+            position: signed.position,
+            event_count: signed.event_count,
+            digest: signed.digest,
+            source,
+        }
+    }
+}
+
+async fn refold(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    checkpoints: &[Checkpoint],
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let mut rows = sqlx::query(
+        "select tx_id::text as tx_id_text, position, hash from accounts.events order by tx_id, position",
+    )
+    .fetch(pool);
+    let mut digest = Hash::ZERO;
+    let mut count = 0i64;
+    let mut last_good: Option<(i64, i64)> = None;
+    let mut last_seen: Option<i64> = None;
+    let mut pending = checkpoints.iter().peekable();
+    let mut failed = false;
+    let mismatch = |checkpoint: &Checkpoint, report: &mut Report, found: String, last_good: Option<(i64, i64)>| {
+        let since = last_good.map_or_else(
+            || "the start of history".to_string(),
+            |(sequence, position)| format!("position {position} (checkpoint #{sequence}, which still matches)"),
+        );
+        report.add(Problem {
+            kind: ProblemKind::CheckpointMismatch,
+            stream_id: None,
+            stream_version: None,
+            position: Some(checkpoint.position),
+            detail: format!(
+                "{} checkpoint #{} signs {} events up to position {} with digest {}, but {found}: history between {since} and position {} was edited, deleted or reordered",
+                checkpoint.source, checkpoint.sequence, checkpoint.event_count, checkpoint.position, checkpoint.digest, checkpoint.position
+            ),
+        });
+    };
+    while let Some(row) = rows.try_next().await? {
+        let key = (tx_id(&row)?, row.try_get::<i64, _>("position")?);
+        // Checkpoints whose last event we have passed without meeting it: that event is gone.
+        while let Some(checkpoint) = pending.next_if(|c| (c.tx_id, c.position) < key) {
+            if !failed {
+                mismatch(
+                    checkpoint,
+                    report,
+                    format!("the event at position {} is gone ({count} events precede where it was)", checkpoint.position),
+                    last_good,
+                );
+                failed = true;
+            }
+        }
+        digest = fold_digest(&digest, key.1, &hash(&row, "hash")?);
+        count += 1;
+        last_seen = Some(key.1);
+        if let Some(progress) = options.progress
+            && (count as u64).is_multiple_of(PROGRESS_EVERY_EVENTS)
+        {
+            progress("checkpoints", count as u64);
+        }
+        while let Some(checkpoint) = pending.next_if(|c| (c.tx_id, c.position) == key) {
+            if checkpoint.digest == digest && checkpoint.event_count == count {
+                if !failed {
+                    last_good = Some((checkpoint.sequence, checkpoint.position));
+                }
+            } else if !failed {
+                mismatch(
+                    checkpoint,
+                    report,
+                    format!("the store has {count} events up to there, folding to {digest}"),
+                    last_good,
+                );
+                failed = true;
+            }
+        }
+    }
+    for checkpoint in pending {
+        if !failed {
+            let end = last_seen.map_or_else(|| "is empty".to_string(), |p| format!("ends at position {p}"));
+            mismatch(
+                checkpoint,
+                report,
+                format!("the store {end} with {count} events: events it covers were deleted"),
+                last_good,
+            );
+            failed = true;
+        }
+    }
+    Ok(())
+}
