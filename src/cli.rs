@@ -27,6 +27,10 @@ enum Command {
     Up,
     /// Run the accounts service (mutations and `account(id)`) and the relay to NATS.
     Accounts,
+    /// Run the reporting service: the JetStream consumer, read models and reporting queries.
+    Reporting,
+    /// Publish the whole event store to JetStream again (the consumer skips what it has applied).
+    Republish,
     /// Create the database if missing and apply every migration, then exit.
     Migrate,
     /// Print a bearer token signed with FOLIO_JWT_SECRET.
@@ -72,6 +76,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up => serve(Mode::All).await,
         Command::Accounts => serve(Mode::Accounts).await,
+        Command::Reporting => serve(Mode::Reporting).await,
+        Command::Republish => {
+            platform::telemetry::init();
+            let settings = Settings::from_env()?;
+            let pool = startup::connect_and_migrate(&settings).await?;
+            accounts::relay::rewind(&pool, &settings.nats.stream).await?;
+            println!(
+                "the relay will publish every event to stream {} again as soon as a folio process with the accounts service runs",
+                settings.nats.stream
+            );
+            Ok(())
+        }
         Command::Migrate => {
             platform::telemetry::init();
             let settings = Settings::from_env()?;

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use accounts::{integrity::IntegritySettings, startup::AccountsOptions};
-use reporting::state::ReportingOptions;
 use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
+use reporting::state::ReportingOptions;
 
 #[derive(Clone, Debug)]
 pub struct Settings {

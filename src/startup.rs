@@ -1,12 +1,14 @@
 //! Starting the platform: connect, migrate, assemble the services a process runs, serve.
 //!
 //! `folio up` runs everything in one process behind one merged GraphQL schema;
-//! `folio accounts` and `folio reporting` run one service each, as docker-compose does.
+//! `folio accounts` (mutations, `account(id)` and the relay) and `folio reporting`
+//! (the projection and the reporting queries) run one service each, as docker-compose does.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use accounts::{
-    graphql::{AccountsMutation, AccountsQuery},
+    graphql::{AccountsMutation, AccountsQuery, IntegrityQuery},
+    relay::Relay,
     startup::AccountsState,
 };
 use anyhow::Context as _;
@@ -16,38 +18,56 @@ use platform::{
     TokenKeys,
     http::{Readiness, service_routes, with_common_layers},
 };
+use reporting::{graphql::ReportingQuery, state::ReportingState};
 use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::configuration::Settings;
+
+/// How long background tasks get to finish after the server stops.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Which services a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Accounts and reporting with one merged schema (`folio up`).
+    /// Accounts, relay and reporting with one merged schema (`folio up`).
     All,
-    /// The accounts service (`folio accounts`).
+    /// The accounts service and the relay (`folio accounts`).
     Accounts,
+    /// The reporting service and its consumer (`folio reporting`).
+    Reporting,
+}
+
+impl Mode {
+    fn runs_accounts(self) -> bool {
+        matches!(self, Self::All | Self::Accounts)
+    }
+
+    fn runs_reporting(self) -> bool {
+        matches!(self, Self::All | Self::Reporting)
+    }
 }
 
 /// Every query of the platform, as `folio up` serves them.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery);
+pub struct Query(AccountsQuery, IntegrityQuery, ReportingQuery);
 
 pub type PlatformSchema = Schema<Query, AccountsMutation, EmptySubscription>;
 
-/// The merged schema; also what `schema.graphql` is exported from.
-pub fn platform_schema(accounts: &AccountsState) -> PlatformSchema {
+/// The merged schema of `folio up`.
+pub fn platform_schema(accounts: &AccountsState, reporting: &ReportingState) -> PlatformSchema {
     platform::graphql::with_limits(Schema::build(
         Query::default(),
         AccountsMutation,
         EmptySubscription,
     ))
     .data(accounts.service.clone())
+    .data(accounts.integrity.clone())
+    .data(reporting.clone())
     .finish()
 }
 
-/// The merged schema without any state, for exporting its SDL.
+/// The merged schema without any state, for exporting its SDL (`folio schema`, `schema.graphql`).
 pub fn schema_sdl() -> String {
     Schema::build(Query::default(), AccountsMutation, EmptySubscription)
         .finish()
@@ -58,50 +78,101 @@ pub fn schema_sdl() -> String {
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = platform::db::connect(&settings.database).await?;
     platform::db::migrate(&pool, accounts::migrator(), accounts::SCHEMA).await?;
+    platform::db::migrate(&pool, reporting::migrator(), reporting::SCHEMA).await?;
     Ok(pool)
 }
 
-/// A built process: listening, not yet serving.
+/// A built process: listening, with its background tasks running, not yet serving.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
     pub pool: PgPool,
 }
 
 impl Application {
     pub async fn build(settings: &Settings, mode: Mode) -> anyhow::Result<Self> {
+        // Install the metrics recorder before anything counts.
+        platform::http::metrics_handle();
         let pool = connect_and_migrate(settings).await?;
         let nats = platform::messaging::connect(&settings.nats).await?;
         if !platform::messaging::wait_connected(&nats, platform::messaging::CONNECT_TIMEOUT).await {
             tracing::warn!(
                 url = %settings.nats.url,
-                "NATS is not reachable: commands are accepted and will be published when it is back; start it with scripts/services"
+                "NATS is not reachable: commands are accepted and published when it is back; start it with scripts/services"
             );
         }
         let keys = Arc::new(TokenKeys::new(&settings.auth.jwt_secret));
-        let accounts = AccountsState::new(pool.clone(), nats, settings.accounts);
-        let router = match mode {
-            Mode::Accounts => accounts::startup::app(accounts, keys),
-            Mode::All => {
-                let schema = platform_schema(&accounts);
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let accounts = mode.runs_accounts().then(|| {
+            AccountsState::new(
+                pool.clone(),
+                nats.clone(),
+                settings.accounts,
+                settings.integrity.public_key(),
+            )
+        });
+        let reporting = mode.runs_reporting().then(|| {
+            ReportingState::new(
+                pool.clone(),
+                nats.clone(),
+                settings.nats.clone(),
+                settings.reporting,
+            )
+        });
+        if accounts.is_some() {
+            let relay = Relay::new(
+                pool.clone(),
+                nats.clone(),
+                settings.nats.clone(),
+                settings.integrity.clone(),
+            );
+            tasks.push(tokio::spawn(relay.run(shutdown.subscribe())));
+        }
+        if let Some(reporting) = &reporting {
+            let consumer = reporting.consumer.clone();
+            tasks.push(tokio::spawn(consumer.run(shutdown.subscribe())));
+        }
+
+        let router = match (accounts, reporting) {
+            (Some(accounts), None) => accounts::startup::app(accounts, keys),
+            (None, Some(reporting)) => reporting::startup::app(reporting, keys),
+            (Some(accounts), Some(reporting)) => {
+                let schema = platform_schema(&accounts, &reporting);
+                let checks = (accounts, reporting.clone());
                 let readiness: Readiness = Arc::new(move || {
-                    let accounts = accounts.clone();
-                    Box::pin(async move { accounts.checks().await })
+                    let (accounts, reporting) = checks.clone();
+                    Box::pin(async move {
+                        let mut all = accounts.checks().await;
+                        all.extend(
+                            reporting
+                                .checks()
+                                .await
+                                .into_iter()
+                                .filter(|c| c.name == "projection"),
+                        );
+                        all
+                    })
                 });
-                with_common_layers(service_routes(schema, readiness), keys)
+                let routes = service_routes(schema, readiness)
+                    .merge(reporting::startup::extra_routes(reporting));
+                with_common_layers(routes, keys)
             }
+            (None, None) => unreachable!("every mode runs a service"),
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| {
                 format!("cannot listen on {} (FOLIO_HTTP_ADDR)", settings.http_addr)
             })?;
-        let (shutdown, _) = watch::channel(false);
         Ok(Self {
             listener,
             router,
             shutdown,
+            tasks,
             pool,
         })
     }
@@ -115,12 +186,19 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown handle fires.
+    /// Serves until the shutdown handle fires, then lets the background tasks finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mut stop = self.shutdown.subscribe();
-        platform::http::serve(self.listener, self.router, async move {
+        let served = platform::http::serve(self.listener, self.router, async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
-        .await
+        .await;
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                tracing::warn!("a background task did not stop in time");
+            }
+        }
+        served
     }
 }

@@ -271,7 +271,11 @@ impl AccountsService {
 
     /// The first answer given under this idempotency key, if the request is the same.
     async fn replay(&self, context: &CommandContext) -> Result<Option<Outcome>, CommandError> {
-        let Some(stored) = self.store.stored_response(&context.actor, &context.idempotency_key).await? else {
+        let Some(stored) = self
+            .store
+            .stored_response(&context.actor, &context.idempotency_key)
+            .await?
+        else {
             return Ok(None);
         };
         if stored.command_type != context.command_type

@@ -74,7 +74,12 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings, integrity: IntegritySettings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        settings: NatsSettings,
+        integrity: IntegritySettings,
+    ) -> Self {
         Self {
             pool,
             js: jetstream::new(nats),
@@ -135,7 +140,11 @@ impl Relay {
         PgConnection::connect_with(&self.pool.connect_options()).await
     }
 
-    async fn lead(&mut self, conn: &mut PgConnection, shutdown: &mut watch::Receiver<bool>) -> Result<(), RelayError> {
+    async fn lead(
+        &mut self,
+        conn: &mut PgConnection,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), RelayError> {
         let mut listener = self.listener().await;
         let mut stream_ready = false;
         let mut nats_down = false;
@@ -253,7 +262,11 @@ impl Relay {
     async fn publish(&self, events: &[RecordedEvent]) -> Result<(), RelayError> {
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
-            let subject = subjects::event_subject(&self.settings.subject_prefix, event.stream_id, &event.event_type);
+            let subject = subjects::event_subject(
+                &self.settings.subject_prefix,
+                event.stream_id,
+                &event.event_type,
+            );
             let body = serde_json::to_vec(event).expect("recorded events serialise to JSON");
             let message = PublishMessage::build()
                 .message_id(subjects::message_id(event.event_id))

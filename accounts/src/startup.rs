@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use ed25519_dalek::VerifyingKey;
 use platform::{
     TokenKeys,
     http::{Check, Readiness, check_nats, check_postgres, service_routes, with_common_layers},
@@ -11,7 +12,7 @@ use sqlx::PgPool;
 
 use crate::{
     commands::AccountsService,
-    graphql::{self, AccountsSchema},
+    graphql::{self, AccountsSchema, IntegrityData},
     store::EventStore,
 };
 
@@ -21,6 +22,7 @@ pub struct AccountsState {
     pub service: AccountsService,
     pub pool: PgPool,
     pub nats: async_nats::Client,
+    pub integrity: IntegrityData,
 }
 
 /// Tunables of the accounts service.
@@ -42,19 +44,28 @@ impl AccountsOptions {
 }
 
 impl AccountsState {
-    pub fn new(pool: PgPool, nats: async_nats::Client, options: AccountsOptions) -> Self {
+    pub fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        options: AccountsOptions,
+        public_key: VerifyingKey,
+    ) -> Self {
         Self {
             service: AccountsService::with_retries(
                 EventStore::new(pool.clone()),
                 options.append_retries_max,
             ),
+            integrity: IntegrityData {
+                pool: pool.clone(),
+                public_key,
+            },
             pool,
             nats,
         }
     }
 
     pub fn schema(&self) -> AccountsSchema {
-        graphql::schema(self.service.clone())
+        graphql::schema(self.service.clone(), self.integrity.clone())
     }
 
     /// PostgreSQL must answer; NATS being down is reported but commands still work.

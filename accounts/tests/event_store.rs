@@ -225,7 +225,10 @@ async fn stale_leg_writes_neither_leg(stale_sorts_last: bool) {
     assert_eq!(store.load(source_id).await.expect("load").version, 2);
     assert_eq!(store.load(destination_id).await.expect("load").version, 2);
     assert_eq!(
-        store.stored_response("teller-ada", "stale-transfer").await.expect("read"),
+        store
+            .stored_response("teller-ada", "stale-transfer")
+            .await
+            .expect("read"),
         None
     );
     assert_eq!(idempotency_key_count(&db.pool).await, keys_before);
@@ -288,7 +291,10 @@ async fn a_leg_taken_between_the_check_and_the_write_rolls_back_the_whole_transf
         Some(source)
     );
     assert_eq!(
-        store.stored_response("teller-ada", "raced-transfer").await.expect("read"),
+        store
+            .stored_response("teller-ada", "raced-transfer")
+            .await
+            .expect("read"),
         None
     );
     assert_eq!(idempotency_key_count(&db.pool).await, 0);
@@ -767,12 +773,19 @@ async fn an_edit_made_behind_the_triggers_back_breaks_the_hash_chain() {
     conn.execute("set session_replication_role = replica")
         .await
         .expect("replica mode");
-    let refused = sqlx::query("update accounts.events set event_version = event_version where stream_id = $1")
-        .bind(id.as_uuid())
-        .execute(&mut conn)
-        .await;
-    assert!(refused.is_err(), "replica mode must not bypass the triggers");
-    conn.execute("reset session_replication_role").await.expect("reset");
+    let refused = sqlx::query(
+        "update accounts.events set event_version = event_version where stream_id = $1",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut conn)
+    .await;
+    assert!(
+        refused.is_err(),
+        "replica mode must not bypass the triggers"
+    );
+    conn.execute("reset session_replication_role")
+        .await
+        .expect("reset");
     conn.execute("alter table accounts.events disable trigger events_are_immutable")
         .await
         .expect("a superuser disables the trigger");

@@ -224,7 +224,9 @@ mod tests {
     }
 
     fn at() -> DateTime<Utc> {
-        Utc.timestamp_micros(1_790_000_000_000_000).single().expect("time")
+        Utc.timestamp_micros(1_790_000_000_000_000)
+            .single()
+            .expect("time")
     }
 
     fn checkpoint(key: &SigningKey) -> SignedCheckpoint {
@@ -266,7 +268,10 @@ mod tests {
         let ab = fold_digest(&fold_digest(&Hash::ZERO, 1, &a), 2, &b);
         let ba = fold_digest(&fold_digest(&Hash::ZERO, 1, &b), 2, &a);
         assert_ne!(ab, ba);
-        assert_ne!(fold_digest(&Hash::ZERO, 1, &a), fold_digest(&Hash::ZERO, 2, &a));
+        assert_ne!(
+            fold_digest(&Hash::ZERO, 1, &a),
+            fold_digest(&Hash::ZERO, 2, &a)
+        );
     }
 
     #[test]
@@ -274,7 +279,8 @@ mod tests {
         let signer = key(4);
         let parsed = parse_signing_key(&hex::encode(signer.to_bytes())).expect("signing key");
         assert_eq!(parsed.verifying_key(), signer.verifying_key());
-        let public = parse_public_key(&hex::encode(signer.verifying_key().as_bytes())).expect("public key");
+        let public =
+            parse_public_key(&hex::encode(signer.verifying_key().as_bytes())).expect("public key");
         assert_eq!(public, signer.verifying_key());
         assert_eq!(parse_public_key("00"), Err(KeyError::BadPublicKey));
     }

@@ -9,8 +9,8 @@ pub mod envelope;
 pub mod error_code;
 pub mod events;
 pub mod hashing;
-pub mod integrity;
 pub mod ids;
+pub mod integrity;
 pub mod money;
 pub mod subjects;
 #[cfg(feature = "testing")]

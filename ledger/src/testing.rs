@@ -8,7 +8,8 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::{
-    AccountEvent, AccountId, CommandId, Currency, EventId, EventMetadata, Hash, RecordedEvent, TransferId,
+    AccountEvent, AccountId, CommandId, Currency, EventId, EventMetadata, Hash, RecordedEvent,
+    TransferId,
     events::{AccountOpened, Movement, StatusChange, TransferCredited, TransferDebited},
     hashing::event_hash,
 };
@@ -147,7 +148,13 @@ impl FakeLedger {
         }
     }
 
-    fn record(&mut self, id: AccountId, event: &AccountEvent, command_type: &str, at: DateTime<Utc>) -> RecordedEvent {
+    fn record(
+        &mut self,
+        id: AccountId,
+        event: &AccountEvent,
+        command_type: &str,
+        at: DateTime<Utc>,
+    ) -> RecordedEvent {
         self.next_position += 1;
         let command_id = CommandId::generate();
         let metadata = EventMetadata {

@@ -13,9 +13,18 @@ use serde::Serialize;
 
 /// How each scalar is written, appended to validation errors that name the type.
 pub const SCALAR_FORMS: [(&str, &str); 3] = [
-    ("Decimal", "a decimal number in a JSON string, such as \"100.50\""),
-    ("UUID", "a UUID string such as \"0190c0de-1234-7abc-8def-0123456789ab\""),
-    ("DateTime", "an RFC 3339 string such as \"2026-03-03T17:00:00Z\""),
+    (
+        "Decimal",
+        "a decimal number in a JSON string, such as \"100.50\"",
+    ),
+    (
+        "UUID",
+        "a UUID string such as \"0190c0de-1234-7abc-8def-0123456789ab\"",
+    ),
+    (
+        "DateTime",
+        "an RFC 3339 string such as \"2026-03-03T17:00:00Z\"",
+    ),
 ];
 
 /// An exact decimal number, sent and received as a JSON string (`"100.50"`), never a float.
@@ -73,7 +82,10 @@ fn parse_uuid(value: &Value) -> Option<uuid::Uuid> {
 }
 
 /// A UUID as a string such as "0190c0de-1234-7abc-8def-0123456789ab".
-#[Scalar(name = "UUID", specified_by_url = "https://www.rfc-editor.org/rfc/rfc9562")]
+#[Scalar(
+    name = "UUID",
+    specified_by_url = "https://www.rfc-editor.org/rfc/rfc9562"
+)]
 impl ScalarType for Uuid {
     fn parse(value: Value) -> InputValueResult<Self> {
         parse_uuid(&value)
@@ -111,7 +123,10 @@ fn parse_datetime(value: &Value) -> Option<ChronoDateTime<Utc>> {
 }
 
 /// An instant as an RFC 3339 string such as "2026-03-03T17:00:00Z" (any offset is accepted).
-#[Scalar(name = "DateTime", specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339")]
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://www.rfc-editor.org/rfc/rfc3339"
+)]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         parse_datetime(&value)
@@ -140,9 +155,13 @@ mod tests {
 
     #[test]
     fn decimals_are_strings_only() {
-        assert!(<Decimal as ScalarType>::is_valid(&Value::String("100.50".into())));
+        assert!(<Decimal as ScalarType>::is_valid(&Value::String(
+            "100.50".into()
+        )));
         assert!(!<Decimal as ScalarType>::is_valid(&Value::from(0.1)));
-        assert!(!<Decimal as ScalarType>::is_valid(&Value::String("ten".into())));
+        assert!(!<Decimal as ScalarType>::is_valid(&Value::String(
+            "ten".into()
+        )));
         assert_eq!(
             <Decimal as ScalarType>::parse(Value::String("0.10".into())).ok(),
             Some(Decimal(rust_decimal::Decimal::new(10, 2)))
@@ -152,13 +171,18 @@ mod tests {
     #[test]
     fn uuids_and_datetimes_are_checked_before_execution() {
         assert!(!<Uuid as ScalarType>::is_valid(&Value::String("x".into())));
-        assert!(<DateTime as ScalarType>::is_valid(&Value::String("2026-03-03T17:00:00+01:00".into())));
-        assert!(!<DateTime as ScalarType>::is_valid(&Value::String("2026-03-03".into())));
+        assert!(<DateTime as ScalarType>::is_valid(&Value::String(
+            "2026-03-03T17:00:00+01:00".into()
+        )));
+        assert!(!<DateTime as ScalarType>::is_valid(&Value::String(
+            "2026-03-03".into()
+        )));
     }
 
     #[test]
     fn datetimes_are_written_in_utc() {
-        let parsed = <DateTime as ScalarType>::parse(Value::String("2026-03-03T18:00:00+01:00".into())).ok();
+        let parsed =
+            <DateTime as ScalarType>::parse(Value::String("2026-03-03T18:00:00+01:00".into())).ok();
         assert_eq!(
             parsed.map(|t| t.to_value()),
             Some(Value::String("2026-03-03T17:00:00Z".into()))

@@ -59,7 +59,12 @@ pub struct ProjectionConsumer {
 }
 
 impl ProjectionConsumer {
-    pub fn new(nats: async_nats::Client, settings: NatsSettings, projector: Projector, ack_wait: Duration) -> Self {
+    pub fn new(
+        nats: async_nats::Client,
+        settings: NatsSettings,
+        projector: Projector,
+        ack_wait: Duration,
+    ) -> Self {
         Self {
             js: jetstream::new(nats),
             settings,

@@ -4,8 +4,13 @@
 //! Everything the reporting service knows came over NATS: it never reads the
 //! `accounts` schema.
 
+pub mod access_log;
 pub mod consumer;
+pub mod graphql;
 pub mod projection;
+pub mod queries;
+pub mod reports;
+pub mod startup;
 pub mod state;
 
 /// The migrations of the `reporting` schema.

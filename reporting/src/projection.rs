@@ -28,17 +28,26 @@ pub enum Disposition {
     /// Its version was applied before (a redelivery or a republished event).
     AlreadyApplied,
     /// An earlier version of its account has not been applied yet.
-    Gap { expected_version: i64 },
+    Gap {
+        expected_version: i64,
+    },
     /// It can never be applied as it is (integrity failure, unreadable payload, halted account).
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// It is of a type or version this service does not understand yet; retry after an upgrade.
-    Unreadable { reason: String },
+    Unreadable {
+        reason: String,
+    },
 }
 
 impl Disposition {
     /// Whether the message is finished with (acknowledge it) or must come again (do not).
     pub fn is_settled(&self) -> bool {
-        matches!(self, Self::Applied | Self::AlreadyApplied | Self::Refused { .. })
+        matches!(
+            self,
+            Self::Applied | Self::AlreadyApplied | Self::Refused { .. }
+        )
     }
 }
 
@@ -76,7 +85,10 @@ impl Projector {
 
     /// Applies a batch in one transaction, with the checkpoint; returns one disposition per delivery.
     #[tracing::instrument(skip_all, fields(events = batch.len()))]
-    pub async fn apply_batch(&self, batch: &[Delivery]) -> Result<Vec<Disposition>, ProjectionError> {
+    pub async fn apply_batch(
+        &self,
+        batch: &[Delivery],
+    ) -> Result<Vec<Disposition>, ProjectionError> {
         let mut tx = self.pool.begin().await?;
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut applied = 0i64;
@@ -116,7 +128,10 @@ impl Projector {
     }
 }
 
-async fn apply(tx: &mut Transaction<'static, Postgres>, event: &RecordedEvent) -> Result<Disposition, ProjectionError> {
+async fn apply(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &RecordedEvent,
+) -> Result<Disposition, ProjectionError> {
     let row = sqlx::query(
         "select version, last_hash, halted, balance from reporting.account_balances where account_id = $1 for update",
     )
@@ -162,7 +177,8 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, event: &RecordedEvent) -
             });
         }
     };
-    if let (Some(current), Some(change), Some(after)) = (&current, decoded.balance_change(), decoded.balance_after())
+    if let (Some(current), Some(change), Some(after)) =
+        (&current, decoded.balance_change(), decoded.balance_after())
         && current.balance + change != after
     {
         let reason = format!(
@@ -200,7 +216,11 @@ fn integrity_failure(event: &RecordedEvent, current: Option<&AccountRow>) -> Opt
     None
 }
 
-async fn refuse(tx: &mut Transaction<'static, Postgres>, event: &RecordedEvent, reason: &str) -> Result<(), sqlx::Error> {
+async fn refuse(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &RecordedEvent,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     tracing::error!(
         account_id = %event.stream_id,
         event_id = %event.event_id,
@@ -228,9 +248,18 @@ async fn refuse(tx: &mut Transaction<'static, Postgres>, event: &RecordedEvent, 
     Ok(())
 }
 
-async fn write_audit_log(tx: &mut Transaction<'static, Postgres>, event: &RecordedEvent) -> Result<(), sqlx::Error> {
+async fn write_audit_log(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &RecordedEvent,
+) -> Result<(), sqlx::Error> {
     let metadata = event.metadata().ok();
-    let text = |key: &str| event.metadata.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let text = |key: &str| {
+        event
+            .metadata
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     sqlx::query(
         "insert into reporting.audit_log
              (position, event_id, event_type, event_version, account_id, stream_version, recorded_at, actor, roles,
@@ -432,7 +461,10 @@ async fn write_transfer(
     let (from, to) = if outgoing {
         (event.stream_id.as_uuid(), entry.counterparty)
     } else {
-        (entry.counterparty.unwrap_or_default(), Some(event.stream_id.as_uuid()))
+        (
+            entry.counterparty.unwrap_or_default(),
+            Some(event.stream_id.as_uuid()),
+        )
     };
     let at: DateTime<Utc> = event.recorded_at;
     sqlx::query(

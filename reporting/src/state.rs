@@ -29,7 +29,10 @@ impl ReportingOptions {
                 "FOLIO_AT_LEAST_WAIT_MS",
                 AT_LEAST_WAIT_DEFAULT.as_millis() as u64,
             )?),
-            ack_wait: Duration::from_millis(env_parse("FOLIO_ACK_WAIT_MS", ACK_WAIT_DEFAULT.as_millis() as u64)?),
+            ack_wait: Duration::from_millis(env_parse(
+                "FOLIO_ACK_WAIT_MS",
+                ACK_WAIT_DEFAULT.as_millis() as u64,
+            )?),
         })
     }
 }
@@ -44,9 +47,15 @@ pub struct ReportingState {
 }
 
 impl ReportingState {
-    pub fn new(pool: PgPool, nats: async_nats::Client, settings: NatsSettings, options: ReportingOptions) -> Self {
+    pub fn new(
+        pool: PgPool,
+        nats: async_nats::Client,
+        settings: NatsSettings,
+        options: ReportingOptions,
+    ) -> Self {
         let projector = Projector::new(pool.clone(), settings.stream.clone());
-        let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector, options.ack_wait);
+        let consumer =
+            ProjectionConsumer::new(nats.clone(), settings.clone(), projector, options.ack_wait);
         Self {
             pool,
             nats,
@@ -68,6 +77,10 @@ impl ReportingState {
             },
             None => Check::down("projection", "the JetStream consumer is not reachable"),
         };
-        vec![check_postgres(&self.pool).await, check_nats(&self.nats), projection]
+        vec![
+            check_postgres(&self.pool).await,
+            check_nats(&self.nats),
+            projection,
+        ]
     }
 }

@@ -4,13 +4,13 @@
 
 use std::{future::Future, str::FromStr, time::Duration};
 
+use accounts::integrity::IntegritySettings;
 use accounts::startup::AccountsOptions;
 use folio::{
     configuration::Settings,
     startup::{Application, Mode},
 };
 use platform::{Role, TokenKeys, testing};
-use accounts::integrity::IntegritySettings;
 use reporting::state::ReportingOptions;
 
 /// The seed of the key test checkpoints are signed with.
@@ -244,7 +244,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,
             ack_wait: reporting::state::ACK_WAIT_DEFAULT,
         },
-        integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(&TEST_SIGNING_SEED)),
+        integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(
+            &TEST_SIGNING_SEED,
+        )),
     };
     adjust(&mut settings);
     let application = Application::build(&settings, Mode::All)

@@ -118,8 +118,9 @@ impl OpenAccountInput {
         let holder = Holder::parse(&self.holder).map_err(|e| ApiError::validation("holder", e))?;
         let currency =
             Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
-        let overdraft_limit = parse_limit(self.overdraft_limit.map_or(Amount::ZERO, |d| d.0), currency)
-            .map_err(|e| ApiError::validation("overdraftLimit", e))?;
+        let overdraft_limit =
+            parse_limit(self.overdraft_limit.map_or(Amount::ZERO, |d| d.0), currency)
+                .map_err(|e| ApiError::validation("overdraftLimit", e))?;
         let command = Command::Open(OpenAccount {
             account_id: self
                 .account_id

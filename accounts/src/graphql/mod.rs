@@ -3,9 +3,10 @@
 //! every refusal leaves with its error code and the field it concerns.
 
 mod inputs;
+mod integrity;
 mod outputs;
 
-use async_graphql::{Context, EmptySubscription, Object, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
 use ledger::AccountId;
 use platform::{
     ApiError, RequestContext, Role,
@@ -18,22 +19,28 @@ use crate::commands::{AccountsService, CommandContext, CommandError, Outcome};
 pub use inputs::{
     AccountStatusInput, DepositInput, OpenAccountInput, TransferInput, WithdrawInput,
 };
+pub use integrity::{IntegrityData, IntegrityQuery, VERIFY_ONLINE_EVENTS_MAX};
 pub use outputs::{AccountPayload, AccountStatus, AccountView, MovementPayload, TransferPayload};
 
-pub type AccountsSchema = Schema<AccountsQuery, AccountsMutation, EmptySubscription>;
+pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscription>;
+
+/// Every query of the accounts service.
+#[derive(MergedObject, Default)]
+pub struct AccountsQueries(AccountsQuery, IntegrityQuery);
 
 const TELLER: &[Role] = &[Role::Teller];
 const SUPERVISOR: &[Role] = &[Role::Supervisor];
 const ANY_ROLE: &[Role] = &[Role::Teller, Role::Supervisor, Role::Auditor];
 
 /// The accounts service on its own (as `folio accounts` serves it).
-pub fn schema(service: AccountsService) -> AccountsSchema {
+pub fn schema(service: AccountsService, integrity: IntegrityData) -> AccountsSchema {
     with_limits(Schema::build(
-        AccountsQuery,
+        AccountsQueries::default(),
         AccountsMutation,
         EmptySubscription,
     ))
     .data(service)
+    .data(integrity)
     .finish()
 }
 

@@ -41,7 +41,11 @@ impl Checkpointer {
     /// Folds the events past the cursor into the digest, and signs a checkpoint if one is
     /// due, inside the caller's transaction. Events at or before the cursor (published
     /// again after a rewind) are not folded twice.
-    pub async fn fold(&mut self, conn: &mut PgConnection, events: &[Folded]) -> Result<(), StoreError> {
+    pub async fn fold(
+        &mut self,
+        conn: &mut PgConnection,
+        events: &[Folded],
+    ) -> Result<(), StoreError> {
         let mut cursor = read_cursor(conn).await?;
         let mut folded = 0;
         for event in events {
@@ -68,7 +72,11 @@ impl Checkpointer {
         self.sign_if_due(conn, &cursor).await
     }
 
-    async fn sign_if_due(&mut self, conn: &mut PgConnection, cursor: &Cursor) -> Result<(), StoreError> {
+    async fn sign_if_due(
+        &mut self,
+        conn: &mut PgConnection,
+        cursor: &Cursor,
+    ) -> Result<(), StoreError> {
         let last = sqlx::query("select sequence, event_count, digest from accounts.checkpoints order by sequence desc limit 1")
             .fetch_optional(&mut *conn)
             .await?;
@@ -84,10 +92,7 @@ impl Checkpointer {
         if pending <= 0 {
             return Ok(());
         }
-        let timer_due = self
-            .last_signed
-            .get_or_insert_with(Instant::now)
-            .elapsed()
+        let timer_due = self.last_signed.get_or_insert_with(Instant::now).elapsed()
             >= self.settings.checkpoint_interval;
         if pending < self.settings.checkpoint_events && !timer_due {
             return Ok(());
@@ -105,7 +110,8 @@ impl Checkpointer {
             previous_digest,
             signed_at,
         );
-        let signature = hex::decode(&checkpoint.signature).expect("a signature we just made is hex");
+        let signature =
+            hex::decode(&checkpoint.signature).expect("a signature we just made is hex");
         sqlx::query(
             "insert into accounts.checkpoints
                  (sequence, tx_id, position, event_count, digest, previous_digest, signed_at, key_id, signature)
@@ -157,7 +163,8 @@ pub(crate) fn hash(row: &PgRow, column: &str) -> Result<Hash, StoreError> {
 
 pub(crate) fn tx_id(row: &PgRow) -> Result<u64, StoreError> {
     let text: String = row.try_get("tx_id_text")?;
-    text.parse().map_err(|_| corrupt(format!("unreadable tx_id {text}")))
+    text.parse()
+        .map_err(|_| corrupt(format!("unreadable tx_id {text}")))
 }
 
 pub(crate) fn checkpoint_from_row(row: &PgRow) -> Result<SignedCheckpoint, StoreError> {
@@ -176,19 +183,24 @@ pub(crate) fn checkpoint_from_row(row: &PgRow) -> Result<SignedCheckpoint, Store
     })
 }
 
-pub(crate) const CHECKPOINT_COLUMNS: &str =
-    "sequence, tx_id::text as tx_id_text, position, event_count, digest, previous_digest, signed_at, key_id, signature";
+pub(crate) const CHECKPOINT_COLUMNS: &str = "sequence, tx_id::text as tx_id_text, position, event_count, digest, previous_digest, signed_at, key_id, signature";
 
 /// The newest signed checkpoint, if any (`folio checkpoint export`).
 pub async fn latest_checkpoint(pool: &PgPool) -> Result<Option<SignedCheckpoint>, StoreError> {
-    let sql = format!("select {CHECKPOINT_COLUMNS} from accounts.checkpoints order by sequence desc limit 1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(pool).await?;
+    let sql = format!(
+        "select {CHECKPOINT_COLUMNS} from accounts.checkpoints order by sequence desc limit 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(checkpoint_from_row).transpose()
 }
 
 /// Every stored checkpoint, oldest first.
 pub async fn stored_checkpoints(pool: &PgPool) -> Result<Vec<SignedCheckpoint>, StoreError> {
     let sql = format!("select {CHECKPOINT_COLUMNS} from accounts.checkpoints order by sequence");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(checkpoint_from_row).collect()
 }

@@ -21,7 +21,8 @@ pub const CHECKPOINT_EVENTS_DEFAULT: i64 = 1_000;
 pub const CHECKPOINT_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// Used when `FOLIO_SIGNING_KEY` is unset, with a warning; its checkpoints prove nothing to
 /// anyone who knows this file.
-pub const DEVELOPMENT_SIGNING_KEY: &str = "6d7a2c1f0b9e8d7c6b5a49382716f5e4d3c2b1a0918f7e6d5c4b3a2918070605";
+pub const DEVELOPMENT_SIGNING_KEY: &str =
+    "6d7a2c1f0b9e8d7c6b5a49382716f5e4d3c2b1a0918f7e6d5c4b3a2918070605";
 
 /// The key checkpoints are signed with, and how often.
 #[derive(Clone, Debug)]
@@ -38,12 +39,14 @@ impl IntegritySettings {
             Some(key) => (key, false),
             None => (DEVELOPMENT_SIGNING_KEY.to_string(), true),
         };
-        let signing_key = ledger::integrity::parse_signing_key(&raw)
-            .map_err(|e| anyhow::anyhow!("FOLIO_SIGNING_KEY: {e} (make one with 'folio keygen')"))?;
+        let signing_key = ledger::integrity::parse_signing_key(&raw).map_err(|e| {
+            anyhow::anyhow!("FOLIO_SIGNING_KEY: {e} (make one with 'folio keygen')")
+        })?;
         Ok(Self {
             signing_key,
             is_development_key,
-            checkpoint_events: env_parse("FOLIO_CHECKPOINT_EVENTS", CHECKPOINT_EVENTS_DEFAULT)?.max(1),
+            checkpoint_events: env_parse("FOLIO_CHECKPOINT_EVENTS", CHECKPOINT_EVENTS_DEFAULT)?
+                .max(1),
             checkpoint_interval: Duration::from_secs(env_parse(
                 "FOLIO_CHECKPOINT_INTERVAL_SECS",
                 CHECKPOINT_INTERVAL_DEFAULT.as_secs(),

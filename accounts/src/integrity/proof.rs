@@ -15,7 +15,9 @@ use crate::store::{EVENT_COLUMNS, StoreError, recorded_event};
 pub enum ProofError {
     #[error("eventId: no event {0}")]
     NoSuchEvent(EventId),
-    #[error("event {0} is not covered by a signed checkpoint yet; checkpoints are signed every few minutes, retry later")]
+    #[error(
+        "event {0} is not covered by a signed checkpoint yet; checkpoints are signed every few minutes, retry later"
+    )]
     NotYetCheckpointed(EventId),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -29,7 +31,9 @@ impl From<sqlx::Error> for ProofError {
 
 /// The proof that `event_id` is part of the history signed by the first checkpoint after it.
 pub async fn audit_proof(pool: &PgPool, event_id: EventId) -> Result<AuditProof, ProofError> {
-    let sql = format!("select tx_id::text as tx_id_text, {EVENT_COLUMNS} from accounts.events where event_id = $1");
+    let sql = format!(
+        "select tx_id::text as tx_id_text, {EVENT_COLUMNS} from accounts.events where event_id = $1"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(event_id.as_uuid())
         .fetch_optional(pool)
@@ -61,7 +65,11 @@ pub async fn audit_proof(pool: &PgPool, event_id: EventId) -> Result<AuditProof,
     .fetch_optional(pool)
     .await?;
     let (from_tx, from_position, mut digest) = match &previous {
-        Some(row) => (tx_id(row)?, row.try_get::<i64, _>("position")?, hash(row, "digest")?),
+        Some(row) => (
+            tx_id(row)?,
+            row.try_get::<i64, _>("position")?,
+            hash(row, "digest")?,
+        ),
         None => (0, 0, Hash::ZERO),
     };
 

@@ -144,7 +144,11 @@ struct Previous {
     balance: Option<Decimal>,
 }
 
-async fn verify_streams(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+async fn verify_streams(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
     let sql = format!(
         "select {EVENT_COLUMNS} from accounts.events where ($1::uuid is null or stream_id = $1)
          order by stream_id, stream_version"
@@ -232,7 +236,9 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
                 detail: format!(
                     "version {} records previousHash {} but version {} is stored with hash {}: version {} was changed after version {} was written",
                     event.stream_version,
-                    event.prev_hash.map_or_else(|| "none".into(), |h| h.to_hex()),
+                    event
+                        .prev_hash
+                        .map_or_else(|| "none".into(), |h| h.to_hex()),
                     p.version,
                     p.hash,
                     p.version,
@@ -241,7 +247,8 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
             },
             None => at(
                 ProblemKind::BrokenLink,
-                "the stream's first event records a previous hash: events before it were removed".into(),
+                "the stream's first event records a previous hash: events before it were removed"
+                    .into(),
             ),
         };
         report.add(problem);
@@ -252,19 +259,27 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
             let before = previous.and_then(|p| p.balance).or_else(|| {
                 matches!(decoded, AccountEvent::AccountOpened(_)).then_some(Decimal::ZERO)
             });
-            if let (Some(before), Some(change), Some(after)) = (before, decoded.balance_change(), decoded.balance_after())
+            if let (Some(before), Some(change), Some(after)) =
+                (before, decoded.balance_change(), decoded.balance_after())
                 && before + change != after
             {
                 report.add(at(
                     ProblemKind::BalanceDoesNotFollow,
-                    format!("{before} {change:+} is {}, but the event says {after}", before + change),
+                    format!(
+                        "{before} {change:+} is {}, but the event says {after}",
+                        before + change
+                    ),
                 ));
             }
         }
     }
 }
 
-async fn verify_transfers(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+async fn verify_transfers(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
     // Each debit needs its credit on the named account, and each credit its debit.
     let rows = sqlx::query(
         "select l.stream_id, l.stream_version, l.position, l.event_type, l.payload->>'transferId' as transfer_id,
@@ -309,12 +324,18 @@ async fn verify_transfers(pool: &PgPool, options: &VerifyOptions<'_>, report: &m
     Ok(())
 }
 
-async fn verify_checkpoints(pool: &PgPool, options: &VerifyOptions<'_>, report: &mut Report) -> Result<(), StoreError> {
+async fn verify_checkpoints(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
     let sql = format!("select {CHECKPOINT_COLUMNS} from accounts.checkpoints order by sequence");
-    let mut stored = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(pool).map(|row| {
-        row.map_err(StoreError::from)
-            .and_then(|row| checkpoint_from_row(&row))
-    });
+    let mut stored = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch(pool)
+        .map(|row| {
+            row.map_err(StoreError::from)
+                .and_then(|row| checkpoint_from_row(&row))
+        });
     let mut expected: Vec<Checkpoint> = Vec::new();
     // Stored checkpoints: each signed by the key and chained to the one before.
     let mut previous_digest = Hash::ZERO;
@@ -335,7 +356,9 @@ async fn verify_checkpoints(pool: &PgPool, options: &VerifyOptions<'_>, report: 
             report.add(invalid(format!("checkpoint #{next_sequence} is missing")));
         }
         if checkpoint.previous_digest != previous_digest {
-            report.add(invalid("it does not chain to the checkpoint before it".into()));
+            report.add(invalid(
+                "it does not chain to the checkpoint before it".into(),
+            ));
         }
         previous_digest = checkpoint.digest;
         next_sequence = checkpoint.sequence + 1;
@@ -397,10 +420,15 @@ async fn refold(
     let mut last_seen: Option<i64> = None;
     let mut pending = checkpoints.iter().peekable();
     let mut failed = false;
-    let mismatch = |checkpoint: &Checkpoint, report: &mut Report, found: String, last_good: Option<(i64, i64)>| {
+    let mismatch = |checkpoint: &Checkpoint,
+                    report: &mut Report,
+                    found: String,
+                    last_good: Option<(i64, i64)>| {
         let since = last_good.map_or_else(
             || "the start of history".to_string(),
-            |(sequence, position)| format!("position {position} (checkpoint #{sequence}, which still matches)"),
+            |(sequence, position)| {
+                format!("position {position} (checkpoint #{sequence}, which still matches)")
+            },
         );
         report.add(Problem {
             kind: ProblemKind::CheckpointMismatch,
@@ -421,7 +449,10 @@ async fn refold(
                 mismatch(
                     checkpoint,
                     report,
-                    format!("the event at position {} is gone ({count} events precede where it was)", checkpoint.position),
+                    format!(
+                        "the event at position {} is gone ({count} events precede where it was)",
+                        checkpoint.position
+                    ),
                     last_good,
                 );
                 failed = true;
@@ -453,7 +484,10 @@ async fn refold(
     }
     for checkpoint in pending {
         if !failed {
-            let end = last_seen.map_or_else(|| "is empty".to_string(), |p| format!("ends at position {p}"));
+            let end = last_seen.map_or_else(
+                || "is empty".to_string(),
+                |p| format!("ends at position {p}"),
+            );
             mismatch(
                 checkpoint,
                 report,

@@ -247,7 +247,11 @@ impl EventStore {
     }
 
     /// The answer recorded under an actor's idempotency key, if any.
-    pub async fn stored_response(&self, actor: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+    pub async fn stored_response(
+        &self,
+        actor: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
         let row = sqlx::query(
             "select command_type, request_hash, response from accounts.idempotency_keys
              where actor = $1 and idempotency_key = $2",

@@ -1,0 +1,63 @@
+//! GraphQL inputs of the reporting queries and their parsing into query filters: each
+//! refusal names the field and the rule.
+
+use async_graphql::InputObject;
+use platform::scalars::{DateTime, Uuid};
+use serde::Serialize;
+
+use crate::queries::{self, QueryError};
+
+/// Which events to list; every criterion given must hold.
+#[derive(InputObject, Serialize, Clone, Debug, Default)]
+#[graphql(name = "AuditFilter")]
+#[serde(rename_all = "camelCase")]
+pub struct AuditFilterInput {
+    pub account_id: Option<Uuid>,
+    /// The actor (token subject) that caused the events.
+    pub actor: Option<String>,
+    /// Event type names, e.g. MoneyDeposited; any of them matches.
+    pub event_types: Option<Vec<String>>,
+    pub correlation_id: Option<String>,
+    /// Recorded at or after this instant.
+    pub from: Option<DateTime>,
+    /// Recorded at or before this instant.
+    pub to: Option<DateTime>,
+}
+
+impl AuditFilterInput {
+    pub(crate) fn parse(&self) -> Result<queries::AuditFilter, QueryError> {
+        queries::AuditFilter::parse(
+            self.account_id.map(|id| id.0),
+            self.actor.as_deref(),
+            self.event_types.as_deref(),
+            self.correlation_id.as_deref(),
+            self.from.map(|t| t.0),
+            self.to.map(|t| t.0),
+        )
+    }
+}
+
+/// Which accesses to list; every criterion given must hold.
+#[derive(InputObject, Serialize, Clone, Debug, Default)]
+#[graphql(name = "AccessLogFilter")]
+#[serde(rename_all = "camelCase")]
+pub struct AccessLogFilterInput {
+    pub actor: Option<String>,
+    /// The query name, e.g. statement, auditTrail or audit.csv.
+    pub query: Option<String>,
+    /// Accessed at or after this instant.
+    pub from: Option<DateTime>,
+    /// Accessed at or before this instant.
+    pub to: Option<DateTime>,
+}
+
+impl AccessLogFilterInput {
+    pub(crate) fn parse(&self) -> Result<queries::AccessLogFilter, QueryError> {
+        queries::AccessLogFilter::parse(
+            self.actor.as_deref(),
+            self.query.as_deref(),
+            self.from.map(|t| t.0),
+            self.to.map(|t| t.0),
+        )
+    }
+}

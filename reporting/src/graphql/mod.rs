@@ -1,0 +1,338 @@
+//! The reporting service's GraphQL: balances as of an instant, statements, the audit trail,
+//! the access log and the projection's status, all answered from the read models.
+//!
+//! Every resolver parses its arguments first (refusals name the field), then waits
+//! for `atLeast` if given, then records the access (if the query is one that is
+//! recorded) and only then reads. Errors leave as [`ApiError`]s with a code.
+
+mod inputs;
+mod outputs;
+
+use std::time::Duration;
+
+use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
+use platform::{
+    ApiError, RequestContext, Role,
+    graphql::{RoleGuard, with_limits},
+    scalars::{DateTime, Uuid},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    access_log::{self, Access, query_names},
+    queries::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Position, cursor},
+    state::ReportingState,
+};
+
+pub use inputs::{AccessLogFilterInput, AuditFilterInput};
+pub use outputs::{
+    AccessLogEntry, AccessLogEntryConnection, AuditEntry, AuditEntryConnection, CurrencyTotal,
+    EntryKind, HistoricalBalance, HistoricalBalanceConnection, HistoricalBalanceTotals, PageCursor,
+    ProjectionStatus, Statement, StatementEntry, StatementEntryConnection,
+};
+
+pub type ReportingSchema = Schema<ReportingQuery, EmptyMutation, EmptySubscription>;
+
+/// Who may read reports: everyone with a role.
+pub const READERS: &[Role] = &[Role::Auditor, Role::Teller, Role::Supervisor];
+/// Who may read the access log.
+pub const AUDITORS: &[Role] = &[Role::Auditor];
+/// The longest `projectionStatus` waits for NATS to report the lag before answering null.
+pub const LAG_WAIT: Duration = Duration::from_secs(2);
+
+/// The reporting service on its own (as `folio reporting` serves it).
+pub fn schema(state: ReportingState) -> ReportingSchema {
+    with_limits(Schema::build(
+        ReportingQuery,
+        EmptyMutation,
+        EmptySubscription,
+    ))
+    .data(state)
+    .finish()
+}
+
+/// The cost of a page of `first` items whose selection costs `child_complexity` each.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.map_or(PAGE_SIZE_DEFAULT, |n| {
+        usize::try_from(n).unwrap_or(0).min(PAGE_SIZE_MAX)
+    });
+    size.max(1).saturating_mul(child_complexity)
+}
+
+#[derive(Default)]
+pub struct ReportingQuery;
+
+#[Object]
+impl ReportingQuery {
+    /// An account's balance at an instant (inclusive); null if the account did not exist yet.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn balance_as_of(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Uuid,
+        as_of: DateTime,
+        at_least: Option<String>,
+    ) -> Result<Option<HistoricalBalance>, ApiError> {
+        let state = state(ctx)?;
+        let (account_id, as_of) = (account_id.0, as_of.0);
+        let at_least = parse_at_least(at_least.as_deref())?;
+        consistent(state, at_least).await?;
+        let arguments =
+            json!({ "accountId": account_id, "asOf": as_of, "atLeast": at_least_text(at_least) });
+        record(ctx, state, query_names::BALANCE_AS_OF, arguments).await?;
+        let balance = queries::balance_as_of(&state.pool, account_id, as_of).await?;
+        Ok(balance.map(|b| HistoricalBalance::at(b, DateTime(as_of))))
+    }
+
+    /// Every account that existed at an instant with its balance then, by account id,
+    /// with per-currency totals over all of them.
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
+    async fn balances_as_of(
+        &self,
+        ctx: &Context<'_>,
+        as_of: DateTime,
+        #[graphql(desc = "ISO 4217 code: only accounts in this currency")] currency: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<HistoricalBalanceConnection, ApiError> {
+        let state = state(ctx)?;
+        let as_of = as_of.0;
+        let currency_filter = currency
+            .as_deref()
+            .map(|c| queries::parse_currency("currency", c))
+            .transpose()?;
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::AccountKey>(after.as_deref())?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        consistent(state, at_least).await?;
+        let arguments = json!({
+            "asOf": as_of, "currency": currency_filter.map(|c| c.code()), "first": first, "after": after,
+            "atLeast": at_least_text(at_least),
+        });
+        record(ctx, state, query_names::BALANCES_AS_OF, arguments).await?;
+        let with_totals = ctx.look_ahead().field("totals").exists();
+        let found = queries::balances_as_of(
+            &state.pool,
+            as_of,
+            currency_filter,
+            size,
+            after_key,
+            with_totals,
+        )
+        .await?;
+        let totals = HistoricalBalanceTotals {
+            totals: found
+                .totals
+                .unwrap_or_default()
+                .into_iter()
+                .map(CurrencyTotal::from)
+                .collect(),
+        };
+        Ok(outputs::connection(
+            found.page,
+            after_key.is_some(),
+            queries::HistoricalBalance::key,
+            |b| HistoricalBalance::at(b, DateTime(as_of)),
+            totals,
+        ))
+    }
+
+    /// An account's movements recorded in [from, to] (both inclusive), with the balance
+    /// before and after and the range's credits and debits.
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one parameter per GraphQL argument"
+    )]
+    async fn statement(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Uuid,
+        from: DateTime,
+        to: DateTime,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Statement, ApiError> {
+        let state = state(ctx)?;
+        let (account_id, from, to) = (account_id.0, from.0, to.0);
+        if from > to {
+            return Err(ApiError::validation("from", "must not be later than to"));
+        }
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::EntryKey>(after.as_deref())?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        consistent(state, at_least).await?;
+        let arguments = json!({
+            "accountId": account_id, "from": from, "to": to, "first": first, "after": after,
+            "atLeast": at_least_text(at_least),
+        });
+        record(ctx, state, query_names::STATEMENT, arguments).await?;
+        let statement =
+            queries::statement(&state.pool, account_id, from, to, size, after_key).await?;
+        Ok(Statement::from_query(statement, after_key.is_some()))
+    }
+
+    /// Events with who caused them and their hashes, by position; every criterion given must hold.
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        filter: AuditFilterInput,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<AuditEntryConnection, ApiError> {
+        let state = state(ctx)?;
+        let parsed = filter.parse()?;
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::PositionKey>(after.as_deref())?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        consistent(state, at_least).await?;
+        let arguments = json!({
+            "filter": filter, "first": first, "after": after, "atLeast": at_least_text(at_least),
+        });
+        record(ctx, state, query_names::AUDIT_TRAIL, arguments).await?;
+        let page = queries::audit_trail(&state.pool, &parsed, size, after_key).await?;
+        Ok(outputs::plain_connection(
+            page,
+            after_key.is_some(),
+            queries::AuditEntry::key,
+        ))
+    }
+
+    /// The projection's checkpoint, lag and integrity alerts.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn projection_status(
+        &self,
+        ctx: &Context<'_>,
+        at_least: Option<String>,
+    ) -> Result<ProjectionStatus, ApiError> {
+        let state = state(ctx)?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        consistent(state, at_least).await?;
+        let status = queries::projection_status(&state.pool, &state.settings.stream).await?;
+        let lag_events = if ctx.look_ahead().field("lagEvents").exists() {
+            tokio::time::timeout(LAG_WAIT, state.consumer.lag_events())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        Ok(ProjectionStatus::with_lag(status, lag_events))
+    }
+
+    /// Who looked at which report, newest first (auditor only).
+    #[graphql(
+        guard = "RoleGuard::new(AUDITORS)",
+        complexity = "page_cost(first, child_complexity)"
+    )]
+    async fn access_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AccessLogFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AccessLogEntryConnection, ApiError> {
+        let state = state(ctx)?;
+        let filter = filter.unwrap_or_default();
+        let parsed = filter.parse()?;
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::AccessKey>(after.as_deref())?;
+        let arguments = json!({ "filter": filter, "first": first, "after": after });
+        record(ctx, state, query_names::ACCESS_LOG, arguments).await?;
+        let page = queries::access_log(&state.pool, &parsed, size, after_key).await?;
+        Ok(outputs::plain_connection(
+            page,
+            after_key.is_some(),
+            queries::AccessLogEntry::key,
+        ))
+    }
+}
+
+fn state<'a>(ctx: &Context<'a>) -> Result<&'a ReportingState, ApiError> {
+    ctx.data::<ReportingState>()
+        .map_err(|_| ApiError::internal("reporting state missing from the schema data"))
+}
+
+fn parse_at_least(text: Option<&str>) -> Result<Option<Position>, ApiError> {
+    Ok(text.map(|t| Position::parse("atLeast", t)).transpose()?)
+}
+
+fn at_least_text(position: Option<Position>) -> Value {
+    position.map_or(Value::Null, |p| Value::String(p.value().to_string()))
+}
+
+/// Waits until the projection has applied `at_least`, if given.
+async fn consistent(state: &ReportingState, at_least: Option<Position>) -> Result<(), ApiError> {
+    if let Some(position) = at_least {
+        queries::wait_for_position(
+            &state.pool,
+            &state.settings.stream,
+            position,
+            state.options.at_least_wait,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records the access; the query is refused if the record cannot be written.
+async fn record(
+    ctx: &Context<'_>,
+    state: &ReportingState,
+    query: &'static str,
+    arguments: Value,
+) -> Result<(), ApiError> {
+    let request = RequestContext::of(ctx)?;
+    access_log::record(&state.pool, &Access::of(request, query, arguments)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_costs_its_size_times_its_selection() {
+        assert_eq!(page_cost(None, 10), PAGE_SIZE_DEFAULT * 10);
+        assert_eq!(page_cost(Some(20), 10), 200);
+        assert_eq!(page_cost(Some(100_000), 10), PAGE_SIZE_MAX * 10);
+        assert_eq!(page_cost(Some(0), 10), 10);
+        assert_eq!(page_cost(Some(-5), 10), 10);
+    }
+
+    #[test]
+    fn the_schema_names_the_contract_types() {
+        let sdl = Schema::build(ReportingQuery, EmptyMutation, EmptySubscription)
+            .finish()
+            .sdl();
+        for name in [
+            "type HistoricalBalanceConnection",
+            "type StatementEntryConnection",
+            "type AuditEntryConnection",
+            "type AccessLogEntryConnection",
+            "type HistoricalBalance ",
+            "type Statement ",
+            "type StatementEntry ",
+            "type AuditEntry ",
+            "type ProjectionStatus ",
+            "type CurrencyTotal ",
+            "enum EntryKind",
+            "input AuditFilter ",
+        ] {
+            assert!(sdl.contains(name), "{name} missing from\n{sdl}");
+        }
+    }
+}

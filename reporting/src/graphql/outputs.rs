@@ -1,0 +1,327 @@
+//! GraphQL output types of the reporting queries, converted explicitly from the query
+//! layer's plain types, and the Relay connections that page them.
+
+use async_graphql::{
+    Enum, Json, SimpleObject,
+    connection::{Connection, CursorType, Edge, EmptyFields},
+};
+use platform::scalars::{DateTime, Decimal, Uuid};
+use serde_json::Value;
+
+use crate::queries::{self, Page, cursor};
+
+/// An opaque keyset cursor, already encoded by the query layer.
+pub struct PageCursor(String);
+
+impl CursorType for PageCursor {
+    type Error = std::convert::Infallible;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        Ok(Self(s.to_string()))
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.0.clone()
+    }
+}
+
+/// Balances at an instant; the connection also carries the totals over every matching account.
+pub type HistoricalBalanceConnection =
+    Connection<PageCursor, HistoricalBalance, HistoricalBalanceTotals>;
+/// Statement lines, by account version.
+pub type StatementEntryConnection = Connection<PageCursor, StatementEntry>;
+/// Audit-trail events, by position.
+pub type AuditEntryConnection = Connection<PageCursor, AuditEntry>;
+/// Recorded accesses, newest first.
+pub type AccessLogEntryConnection = Connection<PageCursor, AccessLogEntry>;
+
+/// A Relay connection over `page`, each item named by its key and converted by `node`.
+pub(crate) fn connection<T, K, N, F>(
+    page: Page<T>,
+    after_given: bool,
+    key: impl Fn(&T) -> K,
+    node: impl Fn(T) -> N,
+    fields: F,
+) -> Connection<PageCursor, N, F>
+where
+    K: cursor::CursorKey,
+    N: async_graphql::OutputType,
+    F: async_graphql::ObjectType,
+{
+    // A cursor was given, so an item came before this page.
+    let mut connection =
+        Connection::with_additional_fields(after_given, page.has_next_page, fields);
+    connection.edges = page
+        .items
+        .into_iter()
+        .map(|item| Edge::new(PageCursor(cursor::encode(&key(&item))), node(item)))
+        .collect();
+    connection
+}
+
+/// A connection without additional fields.
+pub(crate) fn plain_connection<T, K, N>(
+    page: Page<T>,
+    after_given: bool,
+    key: impl Fn(&T) -> K,
+) -> Connection<PageCursor, N>
+where
+    K: cursor::CursorKey,
+    N: From<T> + async_graphql::OutputType,
+{
+    connection(page, after_given, key, N::from, EmptyFields)
+}
+
+/// An account's balance as it stood at `asOf`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct HistoricalBalance {
+    pub account_id: Uuid,
+    pub holder: String,
+    pub currency: String,
+    pub balance: Decimal,
+    /// The instant asked about.
+    pub as_of: DateTime,
+    /// The account version of the last balance change at or before `asOf`.
+    pub version: i64,
+    /// When that change was recorded.
+    pub last_change_at: DateTime,
+}
+
+impl HistoricalBalance {
+    pub(crate) fn at(balance: queries::HistoricalBalance, as_of: DateTime) -> Self {
+        Self {
+            account_id: Uuid(balance.account_id),
+            holder: balance.holder,
+            currency: balance.currency,
+            balance: Decimal(balance.balance),
+            as_of,
+            version: balance.version,
+            last_change_at: DateTime(balance.last_change_at),
+        }
+    }
+}
+
+/// The additional field of [`HistoricalBalanceConnection`].
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct HistoricalBalanceTotals {
+    /// Per currency, over every matching account (not just this page).
+    pub totals: Vec<CurrencyTotal>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    pub total: Decimal,
+    /// How many accounts the total is over.
+    pub accounts: i64,
+}
+
+impl From<queries::CurrencyTotal> for CurrencyTotal {
+    fn from(total: queries::CurrencyTotal) -> Self {
+        Self {
+            currency: total.currency,
+            total: Decimal(total.total),
+            accounts: total.accounts,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Statement {
+    pub account_id: Uuid,
+    pub currency: String,
+    pub from: DateTime,
+    pub to: DateTime,
+    /// The balance just before `from` (zero if the account did not exist yet).
+    pub opening_balance: Decimal,
+    /// The balance at `to`, inclusive; equals `balanceAsOf(to)`.
+    pub closing_balance: Decimal,
+    /// The sum of the credits over the whole range.
+    pub total_credits: Decimal,
+    /// The sum of the debits over the whole range, as a positive number.
+    pub total_debits: Decimal,
+    /// How many lines the whole range has.
+    pub entry_count: i64,
+    pub entries: StatementEntryConnection,
+}
+
+impl Statement {
+    pub(crate) fn from_query(statement: queries::Statement, after_given: bool) -> Self {
+        Self {
+            account_id: Uuid(statement.account_id),
+            currency: statement.currency,
+            from: DateTime(statement.from),
+            to: DateTime(statement.to),
+            opening_balance: Decimal(statement.opening_balance),
+            closing_balance: Decimal(statement.closing_balance),
+            total_credits: Decimal(statement.total_credits),
+            total_debits: Decimal(statement.total_debits),
+            entry_count: statement.entry_count,
+            entries: plain_connection(statement.entries, after_given, queries::StatementEntry::key),
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    Deposit,
+    Withdrawal,
+    TransferIn,
+    TransferOut,
+}
+
+impl From<queries::EntryKind> for EntryKind {
+    fn from(kind: queries::EntryKind) -> Self {
+        match kind {
+            queries::EntryKind::Deposit => Self::Deposit,
+            queries::EntryKind::Withdrawal => Self::Withdrawal,
+            queries::EntryKind::TransferIn => Self::TransferIn,
+            queries::EntryKind::TransferOut => Self::TransferOut,
+        }
+    }
+}
+
+/// One movement of money on the account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct StatementEntry {
+    pub event_id: Uuid,
+    pub recorded_at: DateTime,
+    pub kind: EntryKind,
+    /// Signed: credits > 0, debits < 0.
+    pub amount: Decimal,
+    pub balance_after: Decimal,
+    pub reference: Option<String>,
+    pub transfer_id: Option<Uuid>,
+    pub counterparty_account_id: Option<Uuid>,
+    /// The account version the movement made.
+    pub version: i64,
+    /// The event-store position of the movement.
+    pub position: String,
+}
+
+impl From<queries::StatementEntry> for StatementEntry {
+    fn from(entry: queries::StatementEntry) -> Self {
+        Self {
+            event_id: Uuid(entry.event_id),
+            recorded_at: DateTime(entry.recorded_at),
+            kind: entry.kind.into(),
+            amount: Decimal(entry.amount),
+            balance_after: Decimal(entry.balance_after),
+            reference: entry.reference,
+            transfer_id: entry.transfer_id.map(Uuid),
+            counterparty_account_id: entry.counterparty_account_id.map(Uuid),
+            version: entry.version,
+            position: entry.position.to_string(),
+        }
+    }
+}
+
+/// One event with who caused it, in which conversation, and its place in the hash chain.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditEntry {
+    /// The event-store position, as a decimal string.
+    pub position: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: i32,
+    pub account_id: Uuid,
+    pub stream_version: i64,
+    pub recorded_at: DateTime,
+    pub actor: String,
+    pub roles: Vec<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    /// The mutation that carried the command, e.g. deposit.
+    pub command_type: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub client_addr: Option<String>,
+    pub payload: Json<Value>,
+    /// SHA-256 of the previous hash and the event, in hex.
+    pub hash: String,
+    /// The hash of the account's previous event, in hex; null for its first.
+    pub previous_hash: Option<String>,
+}
+
+impl From<queries::AuditEntry> for AuditEntry {
+    fn from(entry: queries::AuditEntry) -> Self {
+        Self {
+            position: entry.position.to_string(),
+            event_id: Uuid(entry.event_id),
+            event_type: entry.event_type,
+            event_version: i32::from(entry.event_version),
+            account_id: Uuid(entry.account_id),
+            stream_version: entry.stream_version,
+            recorded_at: DateTime(entry.recorded_at),
+            actor: entry.actor,
+            roles: entry.roles,
+            correlation_id: entry.correlation_id,
+            causation_id: entry.causation_id,
+            command_type: entry.command_type,
+            idempotency_key: entry.idempotency_key,
+            client_addr: entry.client_addr,
+            payload: Json(entry.payload),
+            hash: entry.hash.to_hex(),
+            previous_hash: entry.previous_hash.map(|h| h.to_hex()),
+        }
+    }
+}
+
+/// Where the projection stands.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ProjectionStatus {
+    /// Event-store position of the last event applied ("0" before the first).
+    pub position: String,
+    /// Events published but not yet applied; null when NATS cannot say.
+    pub lag_events: Option<i64>,
+    pub updated_at: Option<DateTime>,
+    pub applied_events: i64,
+    /// JetStream stream sequence of the last message applied or skipped.
+    pub stream_sequence: String,
+    /// Events refused because their hash chain did not match.
+    pub integrity_alerts: i64,
+    /// Accounts whose projection stopped at an integrity failure.
+    pub halted_accounts: Vec<Uuid>,
+}
+
+impl ProjectionStatus {
+    pub(crate) fn with_lag(status: queries::ProjectionStatus, lag_events: Option<i64>) -> Self {
+        Self {
+            position: status.position.unwrap_or(0).to_string(),
+            lag_events,
+            updated_at: status.updated_at.map(DateTime),
+            applied_events: status.applied_events,
+            stream_sequence: status.stream_sequence.to_string(),
+            integrity_alerts: status.integrity_alerts,
+            halted_accounts: status.halted_accounts.into_iter().map(Uuid).collect(),
+        }
+    }
+}
+
+/// One recorded access to the reports.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AccessLogEntry {
+    pub id: String,
+    pub accessed_at: DateTime,
+    pub actor: String,
+    pub roles: Vec<String>,
+    /// The query or report, e.g. statement or audit.csv.
+    pub query: String,
+    pub arguments: Json<Value>,
+    pub correlation_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl From<queries::AccessLogEntry> for AccessLogEntry {
+    fn from(entry: queries::AccessLogEntry) -> Self {
+        Self {
+            id: entry.id.to_string(),
+            accessed_at: DateTime(entry.accessed_at),
+            actor: entry.actor,
+            roles: entry.roles,
+            query: entry.query,
+            arguments: Json(entry.arguments),
+            correlation_id: entry.correlation_id,
+            client_addr: entry.client_addr,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Reading the access log (who looked at what, when), newest first.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
+
+use super::{Page, QueryError, cursor::CursorKey, fetch_limit, parse_filter_text};
+
+/// Which accesses to list; every given criterion must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessLogFilter {
+    pub actor: Option<String>,
+    /// The query name, e.g. `statement` or `audit.csv`.
+    pub query: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AccessLogFilter {
+    pub fn parse(
+        actor: Option<&str>,
+        query: Option<&str>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Self, QueryError> {
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(QueryError::invalid("from", "must not be later than to"));
+        }
+        Ok(Self {
+            actor: actor.map(|a| parse_filter_text("actor", a)).transpose()?,
+            query: query.map(|q| parse_filter_text("query", q)).transpose()?,
+            from,
+            to,
+        })
+    }
+}
+
+/// One recorded access.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessLogEntry {
+    pub id: i64,
+    pub accessed_at: DateTime<Utc>,
+    pub actor: String,
+    pub roles: Vec<String>,
+    pub query: String,
+    pub arguments: Value,
+    pub correlation_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl AccessLogEntry {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            accessed_at: row.try_get("accessed_at")?,
+            actor: row.try_get("actor")?,
+            roles: row.try_get("roles")?,
+            query: row.try_get("query")?,
+            arguments: row.try_get("arguments")?,
+            correlation_id: row.try_get("correlation_id")?,
+            client_addr: row.try_get("client_addr")?,
+        })
+    }
+
+    pub fn key(&self) -> AccessKey {
+        AccessKey(self.id)
+    }
+}
+
+/// The place of an access in the log: its id (the list runs newest first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessKey(pub i64);
+
+impl CursorKey for AccessKey {
+    const KIND: &'static str = "access";
+
+    fn to_text(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        text.parse().ok().map(Self)
+    }
+}
+
+/// The accesses matching `filter`, newest first, `size` of them after `after`.
+pub async fn access_log(
+    pool: &PgPool,
+    filter: &AccessLogFilter,
+    size: usize,
+    after: Option<AccessKey>,
+) -> Result<Page<AccessLogEntry>, QueryError> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "select id, accessed_at, actor, roles, query, arguments, correlation_id, client_addr
+         from reporting.access_log
+         where true",
+    );
+    if let Some(actor) = &filter.actor {
+        query.push(" and actor = ").push_bind(actor.as_str());
+    }
+    if let Some(name) = &filter.query {
+        query.push(" and query = ").push_bind(name.as_str());
+    }
+    if let Some(from) = filter.from {
+        query.push(" and accessed_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" and accessed_at <= ").push_bind(to);
+    }
+    if let Some(AccessKey(after)) = after {
+        query.push(" and id < ").push_bind(after);
+    }
+    query
+        .push(" order by id desc limit ")
+        .push_bind(fetch_limit(size));
+    let rows = query.build().fetch_all(pool).await?;
+    let entries = rows
+        .iter()
+        .map(AccessLogEntry::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(entries, size))
+}

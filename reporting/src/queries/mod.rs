@@ -1,0 +1,248 @@
+//! Read functions over the read models: plain Rust values in, plain Rust values out.
+//!
+//! Everything here is SQL against the `reporting` schema and nothing here knows
+//! about GraphQL or HTTP; the GraphQL resolvers and the CSV reports both build on
+//! these functions. Pages are keyset pages: a cursor names the last item seen, so
+//! a page costs the same however deep into a list it is.
+
+mod access;
+mod audit;
+mod balances;
+mod consistency;
+pub mod cursor;
+mod statement;
+mod status;
+
+use ledger::{Currency, ErrorCode};
+use platform::ApiError;
+use rust_decimal::Decimal;
+
+pub use access::{AccessKey, AccessLogEntry, AccessLogFilter, access_log};
+pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
+pub use balances::{
+    AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, balance_as_of, balances_as_of,
+};
+pub use consistency::{POSITION_POLL_INTERVAL, Position, wait_for_position};
+pub use statement::{EntryKey, EntryKind, Statement, StatementEntry, statement};
+pub use status::{HALTED_ACCOUNTS_MAX, ProjectionStatus, projection_status};
+
+/// Items in a page when the client does not say.
+pub const PAGE_SIZE_DEFAULT: usize = 50;
+/// The most items one page may hold; larger requests are clamped to it.
+pub const PAGE_SIZE_MAX: usize = 500;
+/// The longest free-text filter value accepted (actor, correlation id, query name).
+pub const FILTER_TEXT_LEN_MAX: usize = 200;
+
+/// Why a read could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// An argument is not acceptable: `field` names it, `rule` says what it must be.
+    #[error("{field}: {rule}")]
+    Invalid { field: &'static str, rule: String },
+    #[error("accountId: there is no account {0}")]
+    AccountNotFound(uuid::Uuid),
+    /// The projection has not applied `wanted` within the wait.
+    #[error(
+        "atLeast: position {wanted} is not projected yet (waited {waited_ms} ms; the projection checkpoint is at position {}); retry shortly",
+        checkpoint.map_or_else(|| "0".to_string(), |p| p.to_string())
+    )]
+    Stale {
+        wanted: i64,
+        checkpoint: Option<i64>,
+        waited_ms: u128,
+    },
+    /// PostgreSQL cannot be reached.
+    #[error("read models unreachable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("read models: {0}")]
+    Database(sqlx::Error),
+    /// Two sources that must agree do not: a defect or corrupted read models.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+}
+
+impl QueryError {
+    pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            rule: rule.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid { .. } => ErrorCode::Validation,
+            Self::AccountNotFound(_) => ErrorCode::AccountNotFound,
+            Self::Stale { .. } => ErrorCode::StaleRead,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Database(_) | Self::Invariant(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for QueryError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unreachable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// Whether an error means the database cannot be reached (as opposed to a defect).
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions (08...), shutdowns (57P0x) and too many connections.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+        _ => false,
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match &error {
+            QueryError::Unavailable(source) => {
+                tracing::warn!(error = %source, "read models unavailable");
+                ApiError::unavailable("the reporting database")
+            }
+            QueryError::Database(_) | QueryError::Invariant(_) => ApiError::internal(&error),
+            _ => ApiError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Whether more items follow the last one of this page.
+    pub has_next_page: bool,
+}
+
+impl<T> Page<T> {
+    /// Splits `rows` fetched with a limit of `size + 1` into a page of at most `size` items.
+    fn from_rows(mut rows: Vec<T>, size: usize) -> Self {
+        let has_next_page = rows.len() > size;
+        rows.truncate(size);
+        Self {
+            items: rows,
+            has_next_page,
+        }
+    }
+}
+
+/// The page size for `first`: [`PAGE_SIZE_DEFAULT`] when absent, at most [`PAGE_SIZE_MAX`].
+pub fn page_size(first: Option<i64>) -> Result<usize, QueryError> {
+    match first {
+        None => Ok(PAGE_SIZE_DEFAULT),
+        Some(n) if n < 0 => Err(QueryError::invalid("first", "must be zero or more")),
+        Some(n) => Ok(usize::try_from(n)
+            .unwrap_or(PAGE_SIZE_MAX)
+            .min(PAGE_SIZE_MAX)),
+    }
+}
+
+/// The `LIMIT` that fetches a page of `size` plus one row telling whether more follow.
+fn fetch_limit(size: usize) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX - 1) + 1
+}
+
+/// A currency filter, parsed as an ISO 4217 code.
+pub fn parse_currency(field: &'static str, code: &str) -> Result<Currency, QueryError> {
+    Currency::parse(code).map_err(|e| QueryError::invalid(field, e.to_string()))
+}
+
+/// A free-text filter value: trimmed, not empty, at most [`FILTER_TEXT_LEN_MAX`] characters.
+pub fn parse_filter_text(field: &'static str, value: &str) -> Result<String, QueryError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > FILTER_TEXT_LEN_MAX {
+        return Err(QueryError::invalid(
+            field,
+            format!("must be 1 to {FILTER_TEXT_LEN_MAX} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(QueryError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// `value` shown at the scale of the currency `code` (`100` USD as `100.00`).
+fn at_currency_scale(value: Decimal, code: &str) -> Decimal {
+    match Currency::parse(code) {
+        Ok(currency) if value.scale() < currency.minor_units() => {
+            let mut scaled = value;
+            scaled.rescale(currency.minor_units());
+            scaled
+        }
+        _ => value,
+    }
+}
+
+/// Zero at the scale of the currency `code`.
+fn zero_in(code: &str) -> Decimal {
+    at_currency_scale(Decimal::ZERO, code)
+}
+
+/// Opens a read-only snapshot, so that every read of one answer sees the same state.
+async fn snapshot(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with("begin isolation level repeatable read read only")
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_default_clamp_and_refuse_negatives() {
+        assert_eq!(page_size(None).ok(), Some(PAGE_SIZE_DEFAULT));
+        assert_eq!(page_size(Some(7)).ok(), Some(7));
+        assert_eq!(page_size(Some(0)).ok(), Some(0));
+        assert_eq!(page_size(Some(100_000)).ok(), Some(PAGE_SIZE_MAX));
+        let Err(error) = page_size(Some(-1)) else {
+            panic!("a negative page size was accepted");
+        };
+        assert_eq!(error.code(), ErrorCode::Validation);
+        assert!(error.to_string().starts_with("first: "), "{error}");
+    }
+
+    #[test]
+    fn amounts_are_shown_at_the_currency_scale() {
+        assert_eq!(
+            at_currency_scale(Decimal::new(100, 0), "USD").to_string(),
+            "100.00"
+        );
+        assert_eq!(
+            at_currency_scale(Decimal::new(100, 0), "JPY").to_string(),
+            "100"
+        );
+        assert_eq!(zero_in("BHD").to_string(), "0.000");
+    }
+
+    #[test]
+    fn stale_reads_say_which_position_and_where_the_checkpoint_is() {
+        let error = QueryError::Stale {
+            wanted: 42,
+            checkpoint: Some(17),
+            waited_ms: 200,
+        };
+        assert_eq!(error.code(), ErrorCode::StaleRead);
+        let message = error.to_string();
+        assert!(message.contains("position 42"), "{message}");
+        assert!(message.contains("position 17"), "{message}");
+    }
+}

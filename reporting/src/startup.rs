@@ -1,0 +1,30 @@
+//! Assembling the reporting service: its router and readiness checks.
+
+use std::sync::Arc;
+
+use axum::{Extension, Router};
+use platform::{
+    TokenKeys,
+    http::{Readiness, service_routes, with_common_layers},
+};
+
+use crate::state::ReportingState;
+
+/// The reporting service's router, as `folio reporting` serves it.
+pub fn app(state: ReportingState, keys: Arc<TokenKeys>) -> Router {
+    let schema = crate::graphql::schema(state.clone());
+    let checks = state.clone();
+    let readiness: Readiness = Arc::new(move || {
+        let state = checks.clone();
+        Box::pin(async move { state.checks().await })
+    });
+    with_common_layers(
+        service_routes(schema, readiness).merge(extra_routes(state)),
+        keys,
+    )
+}
+
+/// The reporting routes beside GraphQL (CSV reports), for merging into a router.
+pub fn extra_routes(state: ReportingState) -> Router {
+    crate::reports::routes().layer(Extension(state))
+}
