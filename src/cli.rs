@@ -1,6 +1,6 @@
 //! The command line: `folio up | accounts | migrate | token | schema`.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use platform::{Role, TokenKeys, config::AuthSettings};
@@ -47,6 +47,42 @@ enum Command {
     },
     /// Print the GraphQL schema of `folio up` (as committed in schema.graphql).
     Schema,
+    /// Check the whole history: every stream's hash chain, versions, balances, transfer legs and signed checkpoint.
+    Verify {
+        /// A checkpoint exported earlier (`folio checkpoint export`) that the store must still extend.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The public key (hex) checkpoints are signed with; default: that of FOLIO_SIGNING_KEY.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Only this account's stream and its transfers.
+        #[arg(long)]
+        account: Option<uuid::Uuid>,
+    },
+    /// Make a new Ed25519 key pair for signing checkpoints (FOLIO_SIGNING_KEY).
+    Keygen,
+    /// Signed checkpoints.
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+    /// Check an audit proof (from the auditProof query) offline, with the public key alone.
+    VerifyProof {
+        file: PathBuf,
+        /// The public key (hex); default: that of FOLIO_SIGNING_KEY.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CheckpointCommand {
+    /// Write the latest signed checkpoint as JSON, to keep outside the platform.
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn parse_role(raw: &str) -> Result<Role, String> {
@@ -64,7 +100,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -72,11 +108,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |()| ExitCode::SUCCESS;
     match command {
-        Command::Up => serve(Mode::All).await,
-        Command::Accounts => serve(Mode::Accounts).await,
-        Command::Reporting => serve(Mode::Reporting).await,
+        Command::Up => serve(Mode::All).await.map(done),
+        Command::Accounts => serve(Mode::Accounts).await.map(done),
+        Command::Reporting => serve(Mode::Reporting).await.map(done),
+        Command::Migrate => {
+            platform::telemetry::init();
+            let settings = Settings::from_env()?;
+            startup::connect_and_migrate(&settings).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Republish => {
             platform::telemetry::init();
             let settings = Settings::from_env()?;
@@ -86,14 +130,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "the relay will publish every event to stream {} again as soon as a folio process with the accounts service runs",
                 settings.nats.stream
             );
-            Ok(())
-        }
-        Command::Migrate => {
-            platform::telemetry::init();
-            let settings = Settings::from_env()?;
-            startup::connect_and_migrate(&settings).await?;
-            println!("migrations applied");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Token {
             sub,
@@ -104,11 +141,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let keys = TokenKeys::new(&auth.jwt_secret);
             let token = keys.mint(&sub, &roles, Duration::from_secs(ttl_hours * 3600))?;
             println!("{token}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
             print!("{}", startup::schema_sdl());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            checkpoint,
+            public_key,
+            account,
+        } => {
+            let settings = Settings::from_env()?;
+            crate::integrity::verify(
+                &settings,
+                checkpoint.as_deref(),
+                public_key.as_deref(),
+                account.map(ledger::AccountId::from_uuid),
+            )
+            .await
+        }
+        Command::Keygen => crate::integrity::keygen().map(done),
+        Command::Checkpoint {
+            command: CheckpointCommand::Export { output },
+        } => {
+            let settings = Settings::from_env()?;
+            crate::integrity::export_checkpoint(&settings, output.as_deref())
+                .await
+                .map(done)
+        }
+        Command::VerifyProof { file, public_key } => {
+            let settings = Settings::from_env()?;
+            crate::integrity::verify_proof(&settings, &file, public_key.as_deref())
         }
     }
 }

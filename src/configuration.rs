@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use accounts::{integrity::IntegritySettings, startup::AccountsOptions};
-use platform::config::{AuthSettings, DatabaseSettings, NatsSettings, http_addr_from_env};
+use platform::config::{
+    AuthSettings, DatabaseSettings, NatsSettings, env_parse, http_addr_from_env,
+};
 use reporting::state::ReportingOptions;
 
 #[derive(Clone, Debug)]
@@ -15,6 +17,9 @@ pub struct Settings {
     pub accounts: AccountsOptions,
     pub reporting: ReportingOptions,
     pub integrity: IntegritySettings,
+    /// Apply migrations at start (`FOLIO_MIGRATE`, default true); false when running as a
+    /// role that may not change the schema, after `folio migrate` ran as its owner.
+    pub migrate: bool,
 }
 
 impl Settings {
@@ -27,6 +32,7 @@ impl Settings {
             accounts: AccountsOptions::from_env()?,
             reporting: ReportingOptions::from_env()?,
             integrity: IntegritySettings::from_env()?,
+            migrate: env_parse("FOLIO_MIGRATE", true)?,
         })
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod configuration;
+pub mod integrity;
 pub mod startup;

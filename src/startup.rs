@@ -77,9 +77,15 @@ pub fn schema_sdl() -> String {
 /// Connects to PostgreSQL (creating the database if needed) and applies every migration.
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> {
     let pool = platform::db::connect(&settings.database).await?;
-    platform::db::migrate(&pool, accounts::migrator(), accounts::SCHEMA).await?;
-    platform::db::migrate(&pool, reporting::migrator(), reporting::SCHEMA).await?;
+    migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Applies the migrations of both schemas.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    platform::db::migrate(pool, accounts::migrator(), accounts::SCHEMA).await?;
+    platform::db::migrate(pool, reporting::migrator(), reporting::SCHEMA).await?;
+    Ok(())
 }
 
 /// A built process: listening, with its background tasks running, not yet serving.
@@ -95,7 +101,10 @@ impl Application {
     pub async fn build(settings: &Settings, mode: Mode) -> anyhow::Result<Self> {
         // Install the metrics recorder before anything counts.
         platform::http::metrics_handle();
-        let pool = connect_and_migrate(settings).await?;
+        let pool = platform::db::connect(&settings.database).await?;
+        if settings.migrate {
+            migrate(&pool).await?;
+        }
         let nats = platform::messaging::connect(&settings.nats).await?;
         if !platform::messaging::wait_connected(&nats, platform::messaging::CONNECT_TIMEOUT).await {
             tracing::warn!(
@@ -200,5 +209,18 @@ impl Application {
             }
         }
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_graphql_is_the_exported_schema() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == super::schema_sdl(),
+            "schema.graphql is stale: run `cargo run -q -- schema > schema.graphql` and commit it"
+        );
     }
 }

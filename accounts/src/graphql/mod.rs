@@ -26,6 +26,7 @@ pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscri
 
 /// Every query of the accounts service.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct AccountsQueries(AccountsQuery, IntegrityQuery);
 
 const TELLER: &[Role] = &[Role::Teller];
@@ -63,7 +64,7 @@ impl AccountsQuery {
 #[derive(Default)]
 pub struct AccountsMutation;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl AccountsMutation {
     /// Opens an account in one currency, optionally with an overdraft limit (teller).
     #[graphql(guard = "RoleGuard::new(TELLER)")]

@@ -108,7 +108,7 @@ impl Report {
 }
 
 /// Told the phase (`streams`, `checkpoints`) and how many events are done.
-pub type Progress = dyn Fn(&str, u64) + Sync;
+pub type Progress<'a> = dyn Fn(&str, u64) + Sync + 'a;
 
 /// What to verify and against what.
 pub struct VerifyOptions<'a> {
@@ -121,7 +121,7 @@ pub struct VerifyOptions<'a> {
     /// Stop after this many events (online verification is bounded).
     pub events_max: Option<u64>,
     /// Called with a phase name and the events done so far.
-    pub progress: Option<&'a Progress>,
+    pub progress: Option<&'a Progress<'a>>,
 }
 
 /// Runs every check and reports what diverges.

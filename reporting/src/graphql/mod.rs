@@ -10,7 +10,7 @@ mod outputs;
 
 use std::time::Duration;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema};
+use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Object, Schema};
 use platform::{
     ApiError, RequestContext, Role,
     graphql::{RoleGuard, with_limits},
@@ -31,7 +31,12 @@ pub use outputs::{
     ProjectionStatus, Statement, StatementEntry, StatementEntryConnection,
 };
 
-pub type ReportingSchema = Schema<ReportingQuery, EmptyMutation, EmptySubscription>;
+pub type ReportingSchema = Schema<ReportingQueries, EmptyMutation, EmptySubscription>;
+
+/// The reporting service's query root on its own (merged into the platform's `Query` by `folio up`).
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct ReportingQueries(ReportingQuery);
 
 /// Who may read reports: everyone with a role.
 pub const READERS: &[Role] = &[Role::Auditor, Role::Teller, Role::Supervisor];
@@ -43,7 +48,7 @@ pub const LAG_WAIT: Duration = Duration::from_secs(2);
 /// The reporting service on its own (as `folio reporting` serves it).
 pub fn schema(state: ReportingState) -> ReportingSchema {
     with_limits(Schema::build(
-        ReportingQuery,
+        ReportingQueries::default(),
         EmptyMutation,
         EmptySubscription,
     ))
