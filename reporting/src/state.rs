@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use platform::{
     config::{NatsSettings, env_parse},
-    http::{Check, check_nats, check_postgres},
+    http::{Check, READINESS_TIMEOUT, check_nats, check_postgres},
 };
 use sqlx::PgPool;
 
@@ -69,13 +69,17 @@ impl ReportingState {
 impl ReportingState {
     /// PostgreSQL, NATS, and the projection's consumer (with its lag).
     pub async fn checks(&self) -> Vec<Check> {
-        let projection = match self.consumer.lag_events().await {
+        let lag = tokio::time::timeout(READINESS_TIMEOUT, self.consumer.lag_events()).await;
+        let projection = match lag.ok().flatten() {
             Some(lag) => Check {
                 name: "projection",
                 ok: true,
                 detail: format!("consumer attached, {lag} events behind"),
             },
-            None => Check::down("projection", "the JetStream consumer is not reachable"),
+            None => Check::down(
+                "projection",
+                "the JetStream consumer did not answer within 2s",
+            ),
         };
         vec![
             check_postgres(&self.pool).await,

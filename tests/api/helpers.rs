@@ -232,59 +232,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The platform with settings adjusted by `adjust`, e.g. `|s| s.accounts.append_retries_max = 1`.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = Settings {
-        database: testing::fresh_database().await,
-        nats: testing::fresh_nats().await,
-        auth: testing::auth(),
-        http_addr: "127.0.0.1:0".parse().expect("a socket address"),
-        accounts: AccountsOptions {
-            append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
-        },
-        reporting: ReportingOptions {
-            at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,
-            ack_wait: reporting::state::ACK_WAIT_DEFAULT,
-        },
-        integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(
-            &TEST_SIGNING_SEED,
-        )),
-    };
-    adjust(&mut settings);
-    let application = Application::build(&settings, Mode::All)
-        .await
-        .expect("the platform builds");
-    let port = application.local_addr().expect("a bound address").port();
-    let shutdown = application.shutdown_handle();
-    tokio::spawn(application.run_until_stopped());
-
-    let url = settings.database.url.expose_secret().to_string();
-    let database_name = PgConnectOptions::from_str(&url)
-        .expect("the test database URL parses")
-        .get_database()
-        .expect("the test database URL names a database")
-        .to_string();
-    let pool = PgPoolOptions::new()
-        .max_connections(TEST_POOL_SIZE_MAX)
-        .connect(&url)
-        .await
-        .expect("connect to the test database");
-    let keys = TokenKeys::new(&settings.auth.jwt_secret);
-    let teller = keys
-        .mint("teller-tess", &[Role::Teller], TOKEN_TTL)
-        .expect("mint a teller token");
-    let supervisor = keys
-        .mint("supervisor-sam", &[Role::Supervisor], TOKEN_TTL)
-        .expect("mint a supervisor token");
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-        pool,
-        keys,
-        settings,
-        database_name,
-        teller,
-        supervisor,
-        shutdown,
-    }
+    spawn_service(&test_settings(adjust).await, Mode::All).await
 }
 
 impl TestApp {
@@ -599,4 +547,382 @@ fn base64url_matches_rfc_4648_vectors() {
     assert_eq!(base64url(b"fooba"), "Zm9vYmE");
     assert_eq!(base64url(b"foobar"), "Zm9vYmFy");
     assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+}
+
+pub const BALANCE_AS_OF: &str = "query($accountId: UUID!, $asOf: DateTime!, $atLeast: String) {
+  balanceAsOf(accountId: $accountId, asOf: $asOf, atLeast: $atLeast) {
+    accountId holder currency balance asOf version lastChangeAt
+  }
+}";
+pub const BALANCES_AS_OF: &str =
+    "query($asOf: DateTime!, $currency: String, $first: Int, $after: String, $atLeast: String) {
+  balancesAsOf(asOf: $asOf, currency: $currency, first: $first, after: $after, atLeast: $atLeast) {
+    totals { currency total accounts }
+    edges { cursor node { accountId holder currency balance asOf version lastChangeAt } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+pub const STATEMENT: &str = "query($accountId: UUID!, $from: DateTime!, $to: DateTime!, $first: Int, $after: String, $atLeast: String) {
+  statement(accountId: $accountId, from: $from, to: $to, first: $first, after: $after, atLeast: $atLeast) {
+    accountId currency from to openingBalance closingBalance totalCredits totalDebits entryCount
+    entries {
+      edges { cursor node {
+        eventId recordedAt kind amount balanceAfter reference transferId counterpartyAccountId
+        version position
+      } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}";
+pub const AUDIT_TRAIL: &str =
+    "query($filter: AuditFilter!, $first: Int, $after: String, $atLeast: String) {
+  auditTrail(filter: $filter, first: $first, after: $after, atLeast: $atLeast) {
+    edges { cursor node {
+      position eventId eventType eventVersion accountId streamVersion recordedAt actor roles
+      correlationId causationId commandType idempotencyKey clientAddr payload hash previousHash
+    } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+pub const ACCESS_LOG: &str = "query($filter: AccessLogFilter, $first: Int, $after: String) {
+  accessLog(filter: $filter, first: $first, after: $after) {
+    edges { cursor node { id accessedAt actor roles query arguments correlationId clientAddr } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+pub const PROJECTION_STATUS: &str = "query($atLeast: String) {
+  projectionStatus(atLeast: $atLeast) {
+    position lagEvents updatedAt appliedEvents streamSequence integrityAlerts haltedAccounts
+  }
+}";
+pub const AUDIT_PROOF: &str = "query($eventId: UUID!) {
+  auditProof(eventId: $eventId) {
+    eventId position hash links
+    checkpoint { sequence position eventCount digest signedAt keyId }
+    document
+  }
+}";
+pub const VERIFY_INTEGRITY: &str = "query($accountId: UUID) {
+  verifyIntegrity(accountId: $accountId) {
+    ok streamsChecked eventsChecked checkpointsChecked truncated
+    problems { kind accountId streamVersion position detail }
+    problemsNotListed
+  }
+}";
+
+/// Relay paging, as every reporting connection answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge<T> {
+    pub cursor: String,
+    pub node: T,
+}
+
+/// A page of a Relay connection.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Page<T> {
+    pub edges: Vec<Edge<T>>,
+    pub page_info: PageInfo,
+}
+
+impl<T> Page<T> {
+    pub fn nodes(self) -> Vec<T> {
+        self.edges.into_iter().map(|edge| edge.node).collect()
+    }
+}
+
+/// `HistoricalBalance` as a client reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HistoricalBalance {
+    pub account_id: Uuid,
+    pub holder: String,
+    pub currency: String,
+    pub balance: String,
+    pub as_of: String,
+    pub version: i64,
+    pub last_change_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    pub total: String,
+    pub accounts: i64,
+}
+
+/// `balancesAsOf`: a page of balances and the totals over every matching account.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BalancesAsOf {
+    pub totals: Vec<CurrencyTotal>,
+    pub edges: Vec<Edge<HistoricalBalance>>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatementEntry {
+    pub event_id: Uuid,
+    pub recorded_at: String,
+    pub kind: String,
+    pub amount: String,
+    pub balance_after: String,
+    pub reference: Option<String>,
+    pub transfer_id: Option<Uuid>,
+    pub counterparty_account_id: Option<Uuid>,
+    pub version: i64,
+    pub position: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Statement {
+    pub account_id: Uuid,
+    pub currency: String,
+    pub from: String,
+    pub to: String,
+    pub opening_balance: String,
+    pub closing_balance: String,
+    pub total_credits: String,
+    pub total_debits: String,
+    pub entry_count: i64,
+    pub entries: Page<StatementEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditEntry {
+    pub position: String,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: i32,
+    pub account_id: Uuid,
+    pub stream_version: i64,
+    pub recorded_at: String,
+    pub actor: String,
+    pub roles: Vec<String>,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub command_type: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub client_addr: Option<String>,
+    pub payload: Value,
+    pub hash: String,
+    pub previous_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogEntry {
+    pub id: String,
+    pub accessed_at: String,
+    pub actor: String,
+    pub roles: Vec<String>,
+    pub query: String,
+    pub arguments: Value,
+    pub correlation_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectionStatus {
+    pub position: String,
+    pub lag_events: Option<i64>,
+    pub updated_at: Option<String>,
+    pub applied_events: i64,
+    pub stream_sequence: String,
+    pub integrity_alerts: i64,
+    pub halted_accounts: Vec<Uuid>,
+}
+
+/// The settings [`spawn_app_with`] starts from, on a fresh database and fresh JetStream
+/// names, adjusted by `adjust`; for starting the services one by one with [`spawn_service`].
+pub async fn test_settings(adjust: impl FnOnce(&mut Settings)) -> Settings {
+    let mut settings = Settings {
+        database: testing::fresh_database().await,
+        nats: testing::fresh_nats().await,
+        auth: testing::auth(),
+        http_addr: "127.0.0.1:0".parse().expect("a socket address"),
+        accounts: AccountsOptions {
+            append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
+        },
+        reporting: ReportingOptions {
+            at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,
+            ack_wait: reporting::state::ACK_WAIT_DEFAULT,
+        },
+        integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(
+            &TEST_SIGNING_SEED,
+        )),
+        migrate: true,
+    };
+    adjust(&mut settings);
+    settings
+}
+
+/// One process running `mode` with `settings` on a port of its own: e.g. the accounts
+/// service alone (`folio accounts`) beside the reporting service alone (`folio reporting`).
+pub async fn spawn_service(settings: &Settings, mode: Mode) -> TestApp {
+    let application = Application::build(settings, mode)
+        .await
+        .unwrap_or_else(|e| panic!("the {mode:?} service builds: {e:#}"));
+    let port = application.local_addr().expect("a bound address").port();
+    let shutdown = application.shutdown_handle();
+    tokio::spawn(application.run_until_stopped());
+
+    let url = settings.database.url.expose_secret().to_string();
+    let database_name = PgConnectOptions::from_str(&url)
+        .expect("the test database URL parses")
+        .get_database()
+        .expect("the test database URL names a database")
+        .to_string();
+    let pool = PgPoolOptions::new()
+        .max_connections(TEST_POOL_SIZE_MAX)
+        .connect(&url)
+        .await
+        .expect("connect to the test database");
+    let keys = TokenKeys::new(&settings.auth.jwt_secret);
+    let teller = keys
+        .mint("teller-tess", &[Role::Teller], TOKEN_TTL)
+        .expect("mint a teller token");
+    let supervisor = keys
+        .mint("supervisor-sam", &[Role::Supervisor], TOKEN_TTL)
+        .expect("mint a supervisor token");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        pool,
+        keys,
+        settings: settings.clone(),
+        database_name,
+        teller,
+        supervisor,
+        shutdown,
+    }
+}
+
+/// The subject of [`TestApp::auditor`]'s tokens.
+pub const AUDITOR_SUB: &str = "auditor-aud";
+
+impl TestApp {
+    /// An auditor's token (subject [`AUDITOR_SUB`]), for reading reports.
+    pub fn auditor(&self) -> String {
+        self.token(AUDITOR_SUB, &[Role::Auditor])
+    }
+
+    pub async fn balance_as_of(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], BALANCE_AS_OF, variables)
+            .await
+    }
+
+    pub async fn balances_as_of(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], BALANCES_AS_OF, variables)
+            .await
+    }
+
+    pub async fn statement(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], STATEMENT, variables).await
+    }
+
+    pub async fn audit_trail(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], AUDIT_TRAIL, variables).await
+    }
+
+    pub async fn access_log(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], ACCESS_LOG, variables).await
+    }
+
+    pub async fn projection_status(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], PROJECTION_STATUS, variables)
+            .await
+    }
+
+    pub async fn audit_proof(&self, token: &str, event_id: Uuid) -> Gql {
+        self.execute(
+            Some(token),
+            &[],
+            AUDIT_PROOF,
+            json!({ "eventId": event_id }),
+        )
+        .await
+    }
+
+    pub async fn verify_integrity(&self, token: &str, variables: Value) -> Gql {
+        self.execute(Some(token), &[], VERIFY_INTEGRITY, variables)
+            .await
+    }
+
+    /// `balanceAsOf` as a teller once the projection has applied `at_least`.
+    pub async fn balance_at(
+        &self,
+        account_id: Uuid,
+        as_of: &str,
+        at_least: &str,
+    ) -> Option<HistoricalBalance> {
+        let answer = self
+            .balance_as_of(
+                self.teller(),
+                json!({ "accountId": account_id, "asOf": as_of, "atLeast": at_least }),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(answer.body.get("errors").is_none(), "{}", answer.body);
+        serde_json::from_value(answer.body["data"]["balanceAsOf"].clone()).unwrap_or_else(|e| {
+            panic!("balanceAsOf has an unexpected shape ({e}): {}", answer.body)
+        })
+    }
+
+    /// Every audit-trail entry matching `filter`, read with `token` page by page (`first`
+    /// per page) once the projection has applied `at_least`; fails if a page repeats a position.
+    pub async fn whole_audit_trail(
+        &self,
+        token: &str,
+        filter: Value,
+        first: i32,
+        at_least: &str,
+    ) -> Vec<AuditEntry> {
+        let mut entries: Vec<AuditEntry> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page: Page<AuditEntry> = self
+                .audit_trail(
+                    token,
+                    json!({ "filter": filter, "first": first, "after": after, "atLeast": at_least }),
+                )
+                .await
+                .parse("auditTrail");
+            assert!(
+                page.edges.len() <= usize::try_from(first).unwrap_or(0),
+                "a page holds at most first={first} entries: {page:?}"
+            );
+            let last_cursor = page.edges.last().map(|edge| edge.cursor.clone());
+            assert_eq!(
+                page.page_info.end_cursor, last_cursor,
+                "endCursor is the last edge's cursor"
+            );
+            let has_next_page = page.page_info.has_next_page;
+            for entry in page.nodes() {
+                assert!(
+                    entries.iter().all(|seen| seen.position != entry.position),
+                    "position {} came twice",
+                    entry.position
+                );
+                entries.push(entry);
+            }
+            if !has_next_page {
+                return entries;
+            }
+            after = Some(last_cursor.expect("a page with a next page has edges"));
+        }
+    }
 }

@@ -3,9 +3,15 @@
 
 mod accounts;
 mod auth;
+mod compliance;
 mod errors;
 mod helpers;
 mod http;
 mod idempotency;
 mod integrity;
 mod metadata;
+mod outage;
+mod reporting;
+mod reporting_roles;
+mod runtime_role;
+mod two_processes;

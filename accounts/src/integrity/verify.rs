@@ -199,7 +199,9 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
         detail,
     };
     let expected_version = previous.map_or(1, |p| p.version + 1);
-    if event.stream_version != expected_version {
+    let gap = event.stream_version != expected_version;
+    let intact = event.hash_is_intact();
+    if gap {
         let after = previous.map_or_else(
             || "the stream's start".to_string(),
             |p| format!("version {} at position {}", p.version, p.position),
@@ -215,7 +217,7 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
             ),
         });
     }
-    if !event.hash_is_intact() {
+    if !intact {
         report.add(at(
             ProblemKind::HashMismatch,
             format!(
@@ -225,8 +227,10 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
             ),
         ));
     }
+    // A link is only evidence against the previous event when this one is itself intact and
+    // in place; after a gap or an altered row, the break is already explained above.
     let expected_prev = previous.map(|p| p.hash);
-    if event.prev_hash != expected_prev {
+    if event.prev_hash != expected_prev && intact && !gap {
         let problem = match previous {
             Some(p) => Problem {
                 kind: ProblemKind::BrokenLink,
