@@ -12,14 +12,16 @@ COPY ledger/Cargo.toml ledger/
 COPY platform/Cargo.toml platform/
 COPY accounts/Cargo.toml accounts/
 COPY reporting/Cargo.toml reporting/
-RUN mkdir -p src ledger/src platform/src accounts/src reporting/src \
+RUN mkdir -p src benches ledger/src platform/src accounts/src reporting/src \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > benches/platform.rs \
     && touch ledger/src/lib.rs platform/src/lib.rs accounts/src/lib.rs reporting/src/lib.rs \
     && cargo build --release --locked --bin folio \
-    && rm -rf src ledger/src platform/src accounts/src reporting/src
+    && rm -rf src benches ledger/src platform/src accounts/src reporting/src
 
 # Then the workspace itself. The migrations are embedded in the binary at compile time.
 COPY src src
+COPY benches benches
 COPY ledger ledger
 COPY platform platform
 COPY accounts accounts
@@ -28,7 +30,7 @@ COPY migrations migrations
 COPY tests tests
 # COPY keeps the files' own times, which may be older than the stubs': touch them so
 # that cargo rebuilds Folio's crates from the real sources.
-RUN find src ledger platform accounts reporting -name '*.rs' -exec touch {} + \
+RUN find src benches ledger platform accounts reporting -name '*.rs' -exec touch {} + \
     && cargo build --release --locked --bin folio \
     && cp target/release/folio /usr/local/bin/folio
 

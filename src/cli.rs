@@ -180,6 +180,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 async fn serve(mode: Mode) -> anyhow::Result<()> {
     platform::telemetry::init();
     let settings = Settings::from_env()?;
+    if settings.integrity.is_development_key && mode != Mode::Reporting {
+        tracing::warn!(
+            "FOLIO_SIGNING_KEY is not set: checkpoints are signed with the development key; make one with 'folio keygen'"
+        );
+    }
     if settings.auth.is_development_secret {
         tracing::warn!(
             "FOLIO_JWT_SECRET is not set: using the local development secret; set it in any shared deployment"

@@ -15,8 +15,8 @@ use async_graphql::{
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     Extension,
-    extract::ConnectInfo,
-    http::{HeaderMap, HeaderValue},
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, HeaderValue, request::Parts},
     response::{Html, IntoResponse, Response},
 };
 use ledger::ErrorCode;
@@ -133,24 +133,36 @@ pub fn with_limits<Q, M, S>(builder: SchemaBuilder<Q, M, S>) -> SchemaBuilder<Q,
         .limit_recursive_depth(QUERY_RECURSIVE_DEPTH_MAX)
 }
 
+/// Extracts who is asking: the authenticated caller (or HTTP 401), the correlation id and
+/// the client address. Needs an `Extension<Arc<TokenKeys>>` layer.
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        let client_addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self {
+            principal,
+            correlation_id: correlation_id(&parts.headers),
+            client_addr,
+        })
+    }
+}
+
 /// `POST /graphql`: authenticates, runs the operation with a [`RequestContext`], and
 /// makes sure every error carries a code. Needs `Extension<E>` with the schema.
 pub async fn graphql_handler<E>(
     Extension(executor): Extension<E>,
-    Authenticated(principal): Authenticated,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    context: RequestContext,
     request: GraphQLRequest,
 ) -> Response
 where
     E: Executor + Clone,
 {
-    let correlation_id = correlation_id(&headers);
-    let context = RequestContext {
-        principal,
-        correlation_id: correlation_id.clone(),
-        client_addr: connect_info.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
-    };
+    let correlation_id = context.correlation_id.clone();
     let mut response = executor.execute(request.into_inner().data(context)).await;
     for error in &mut response.errors {
         assign_code(error);

@@ -9,24 +9,20 @@
 //! spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
 //! first) are prefixed with `'`.
 
-use std::{collections::BTreeMap, future::Future, io, net::SocketAddr};
+use std::{collections::BTreeMap, future::Future, io};
 
 use axum::{
     Extension, Json, Router,
     body::{Body, Bytes},
-    extract::{ConnectInfo, Query},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::Query,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, stream};
 use ledger::ErrorCode;
-use platform::{
-    ApiError, RequestContext,
-    auth::Authenticated,
-    graphql::{CORRELATION_ID_HEADER, correlation_id},
-};
+use platform::{ApiError, RequestContext, graphql::CORRELATION_ID_HEADER};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -56,33 +52,19 @@ pub fn routes() -> Router {
 }
 
 async fn balances_csv(
-    Authenticated(principal): Authenticated,
+    request: RequestContext,
     Extension(state): Extension<ReportingState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let request = RequestContext {
-        principal,
-        correlation_id: correlation_id(&headers),
-        client_addr: connect_info.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
-    };
     let response = balances_report(&state, &request, &params, REPORT_ROWS_MAX).await;
     with_correlation_id(response.unwrap_or_else(error_response), &request)
 }
 
 async fn audit_csv(
-    Authenticated(principal): Authenticated,
+    request: RequestContext,
     Extension(state): Extension<ReportingState>,
-    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let request = RequestContext {
-        principal,
-        correlation_id: correlation_id(&headers),
-        client_addr: connect_info.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
-    };
     let response = audit_report(&state, &request, &params, REPORT_ROWS_MAX).await;
     with_correlation_id(response.unwrap_or_else(error_response), &request)
 }
@@ -103,7 +85,7 @@ pub async fn balances_report(
         .map(|c| queries::parse_currency("currency", c))
         .transpose()?;
     let at_least = params.position("atLeast")?;
-    consistent(state, at_least).await?;
+    state.consistent(at_least).await?;
     let arguments = json!({
         "asOf": as_of, "currency": currency.map(|c| c.code()), "atLeast": at_least.map(|p| p.value().to_string()),
     });
@@ -183,7 +165,7 @@ pub async fn audit_report(
     )
     .map_err(|e| rename_field(e, "eventTypes", "eventType"))?;
     let at_least = params.position("atLeast")?;
-    consistent(state, at_least).await?;
+    state.consistent(at_least).await?;
     let arguments = json!({
         "accountId": filter.account_id, "actor": filter.actor, "eventTypes": filter.event_types,
         "correlationId": filter.correlation_id, "from": filter.from, "to": filter.to,
@@ -225,19 +207,6 @@ fn authorize(request: &RequestContext) -> Result<(), ApiError> {
     } else {
         Err(ApiError::forbidden(READERS))
     }
-}
-
-async fn consistent(state: &ReportingState, at_least: Option<Position>) -> Result<(), ApiError> {
-    if let Some(position) = at_least {
-        queries::wait_for_position(
-            &state.pool,
-            &state.settings.stream,
-            position,
-            state.options.at_least_wait,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// A GraphQL-shaped error body, so clients read reports' errors as they read the API's.

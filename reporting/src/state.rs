@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use platform::{
+    ApiError,
     config::{NatsSettings, env_parse},
     http::{Check, READINESS_TIMEOUT, check_nats, check_postgres},
 };
 use sqlx::PgPool;
 
-use crate::{consumer::ProjectionConsumer, projection::Projector};
+use crate::{
+    consumer::ProjectionConsumer,
+    projection::Projector,
+    queries::{self, Position},
+};
 
 /// The longest `atLeast` waits for the projection before answering STALE_READ.
 pub const AT_LEAST_WAIT_DEFAULT: Duration = Duration::from_secs(5);
@@ -86,5 +91,21 @@ impl ReportingState {
             check_nats(&self.nats),
             projection,
         ]
+    }
+}
+
+impl ReportingState {
+    /// Waits until the projection has applied `at_least`, if given, else answers STALE_READ.
+    pub async fn consistent(&self, at_least: Option<Position>) -> Result<(), ApiError> {
+        if let Some(position) = at_least {
+            queries::wait_for_position(
+                &self.pool,
+                &self.settings.stream,
+                position,
+                self.options.at_least_wait,
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

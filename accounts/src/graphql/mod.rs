@@ -14,7 +14,10 @@ use platform::{
     scalars::Uuid,
 };
 
-use crate::commands::{AccountsService, CommandContext, CommandError, Outcome};
+use crate::{
+    commands::{AccountsService, CommandContext, CommandError, Outcome},
+    domain::Command,
+};
 
 pub use inputs::{
     AccountStatusInput, DepositInput, OpenAccountInput, TransferInput, WithdrawInput,
@@ -73,13 +76,7 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: OpenAccountInput,
     ) -> Result<AccountPayload, ApiError> {
-        let (command, key) = input.parse()?;
-        let context = command_context(ctx, "openAccount", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        AccountPayload::try_from(outcome)
+        execute(ctx, "openAccount", input.parse(), &input).await
     }
 
     /// Credits an account (teller).
@@ -89,13 +86,7 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: DepositInput,
     ) -> Result<MovementPayload, ApiError> {
-        let (command, key) = input.parse()?;
-        let context = command_context(ctx, "deposit", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        MovementPayload::try_from(outcome)
+        execute(ctx, "deposit", input.parse(), &input).await
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
@@ -105,13 +96,7 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: WithdrawInput,
     ) -> Result<MovementPayload, ApiError> {
-        let (command, key) = input.parse()?;
-        let context = command_context(ctx, "withdraw", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        MovementPayload::try_from(outcome)
+        execute(ctx, "withdraw", input.parse(), &input).await
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
@@ -138,13 +123,7 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        let (command, key) = input.freeze()?;
-        let context = command_context(ctx, "freezeAccount", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        AccountPayload::try_from(outcome)
+        execute(ctx, "freezeAccount", input.freeze(), &input).await
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
@@ -154,13 +133,7 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        let (command, key) = input.unfreeze()?;
-        let context = command_context(ctx, "unfreezeAccount", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        AccountPayload::try_from(outcome)
+        execute(ctx, "unfreezeAccount", input.unfreeze(), &input).await
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
@@ -170,14 +143,27 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        let (command, key) = input.close()?;
-        let context = command_context(ctx, "closeAccount", key, &input)?;
-        let outcome = service(ctx)?
-            .execute(&context, command)
-            .await
-            .map_err(command_error)?;
-        AccountPayload::try_from(outcome)
+        execute(ctx, "closeAccount", input.close(), &input).await
     }
+}
+
+/// Runs a parsed single-account command under the request's context and shapes its answer.
+async fn execute<P>(
+    ctx: &Context<'_>,
+    command_type: &'static str,
+    parsed: Result<(Command, String), ApiError>,
+    input: &impl serde::Serialize,
+) -> Result<P, ApiError>
+where
+    P: TryFrom<Outcome, Error = ApiError>,
+{
+    let (command, key) = parsed?;
+    let context = command_context(ctx, command_type, key, input)?;
+    let outcome = service(ctx)?
+        .execute(&context, command)
+        .await
+        .map_err(command_error)?;
+    P::try_from(outcome)
 }
 
 fn service<'a>(ctx: &Context<'a>) -> Result<&'a AccountsService, ApiError> {

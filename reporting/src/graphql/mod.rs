@@ -81,7 +81,7 @@ impl ReportingQuery {
         let state = state(ctx)?;
         let (account_id, as_of) = (account_id.0, as_of.0);
         let at_least = parse_at_least(at_least.as_deref())?;
-        consistent(state, at_least).await?;
+        state.consistent(at_least).await?;
         let arguments =
             json!({ "accountId": account_id, "asOf": as_of, "atLeast": at_least_text(at_least) });
         record(ctx, state, query_names::BALANCE_AS_OF, arguments).await?;
@@ -113,7 +113,7 @@ impl ReportingQuery {
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::AccountKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        consistent(state, at_least).await?;
+        state.consistent(at_least).await?;
         let arguments = json!({
             "asOf": as_of, "currency": currency_filter.map(|c| c.code()), "first": first, "after": after,
             "atLeast": at_least_text(at_least),
@@ -174,7 +174,7 @@ impl ReportingQuery {
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::EntryKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        consistent(state, at_least).await?;
+        state.consistent(at_least).await?;
         let arguments = json!({
             "accountId": account_id, "from": from, "to": to, "first": first, "after": after,
             "atLeast": at_least_text(at_least),
@@ -203,7 +203,7 @@ impl ReportingQuery {
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::PositionKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        consistent(state, at_least).await?;
+        state.consistent(at_least).await?;
         let arguments = json!({
             "filter": filter, "first": first, "after": after, "atLeast": at_least_text(at_least),
         });
@@ -225,7 +225,7 @@ impl ReportingQuery {
     ) -> Result<ProjectionStatus, ApiError> {
         let state = state(ctx)?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        consistent(state, at_least).await?;
+        state.consistent(at_least).await?;
         let status = queries::projection_status(&state.pool, &state.settings.stream).await?;
         let lag_events = if ctx.look_ahead().field("lagEvents").exists() {
             tokio::time::timeout(LAG_WAIT, state.consumer.lag_events())
@@ -277,20 +277,6 @@ fn parse_at_least(text: Option<&str>) -> Result<Option<Position>, ApiError> {
 
 fn at_least_text(position: Option<Position>) -> Value {
     position.map_or(Value::Null, |p| Value::String(p.value().to_string()))
-}
-
-/// Waits until the projection has applied `at_least`, if given.
-async fn consistent(state: &ReportingState, at_least: Option<Position>) -> Result<(), ApiError> {
-    if let Some(position) = at_least {
-        queries::wait_for_position(
-            &state.pool,
-            &state.settings.stream,
-            position,
-            state.options.at_least_wait,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Records the access; the query is refused if the record cannot be written.
