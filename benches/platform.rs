@@ -130,6 +130,54 @@ const DEPOSIT: &str = "mutation($i: DepositInput!) { deposit(input: $i) { positi
 const TRANSFER: &str = "mutation($i: TransferInput!) { transfer(input: $i) { position } }";
 const BALANCE_AS_OF: &str = "query($id: UUID!, $t: DateTime!, $p: String) { balanceAsOf(accountId: $id, asOf: $t, atLeast: $p) { balance } }";
 
+/// Where publication and projection stood when the writes ended, and how long they took to finish.
+struct Backlog {
+    stored: i64,
+    published_at_end: i64,
+    applied_at_end: i64,
+    relay_drained: Duration,
+    projection_drained: Duration,
+}
+
+impl Backlog {
+    async fn counts(pool: &sqlx::PgPool) -> (i64, i64, i64) {
+        sqlx::query_as(
+            "select (select count(*) from accounts.events),
+                    (select coalesce(max(published_events), 0) from accounts.relay_checkpoints),
+                    (select coalesce(max(applied_events), 0) from reporting.projection_checkpoints)",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("progress counts")
+    }
+
+    async fn measure(pool: &sqlx::PgPool) -> Self {
+        let started = Instant::now();
+        let (stored, published_at_end, applied_at_end) = Self::counts(pool).await;
+        let mut relay_drained = None;
+        loop {
+            let (_, published, applied) = Self::counts(pool).await;
+            if published >= stored && relay_drained.is_none() {
+                relay_drained = Some(started.elapsed());
+            }
+            if applied >= stored {
+                return Self {
+                    stored,
+                    published_at_end,
+                    applied_at_end,
+                    relay_drained: relay_drained.unwrap_or_else(|| started.elapsed()),
+                    projection_drained: started.elapsed(),
+                };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "the projection never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -245,6 +293,9 @@ async fn main() {
     .await;
     samples.push(hot_sample);
 
+    // Publication and projection: how far behind the writes they were, and how fast they drained.
+    let backlog = Backlog::measure(&pool).await;
+
     // Projection: how long until reporting reflects the last write.
     let last = client
         .gql(
@@ -320,7 +371,18 @@ async fn main() {
         println!("{}", sample.row());
     }
     println!(
-        "\nprojection caught up with the last write {:.0} ms after it was acknowledged",
+        "\nwhen the writes ended, {} events were stored, {} published and {} projected;",
+        backlog.stored, backlog.published_at_end, backlog.applied_at_end
+    );
+    println!(
+        "the relay drained its backlog in {:.1} s, the projection in {:.1} s ({:.0} events/s while catching up)",
+        backlog.relay_drained.as_secs_f64(),
+        backlog.projection_drained.as_secs_f64(),
+        (backlog.stored - backlog.applied_at_end) as f64
+            / backlog.projection_drained.as_secs_f64().max(0.001)
+    );
+    println!(
+        "a balanceAsOf with atLeast = the last write's position answered {:.0} ms after that write",
         catch_up.as_secs_f64() * 1000.0
     );
     println!(

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::{
     domain::{self, Account, Command, DomainError, Transfer},
     store::{AppendBatch, Appended, EventStore, IdempotencyRecord, StoreError, StreamAppend},
+    stream_locks::StreamLocks,
 };
 
 /// Attempts of one command before it answers CONCURRENCY_CONFLICT.
@@ -103,6 +104,7 @@ struct Plan {
 pub struct AccountsService {
     store: EventStore,
     append_retries_max: u32,
+    locks: StreamLocks,
 }
 
 impl AccountsService {
@@ -115,6 +117,7 @@ impl AccountsService {
         Self {
             store,
             append_retries_max: append_retries_max.max(1),
+            locks: StreamLocks::default(),
         }
     }
 
@@ -134,7 +137,7 @@ impl AccountsService {
         context: &CommandContext,
         command: Command,
     ) -> Result<Outcome, CommandError> {
-        self.run(context, || async {
+        self.run(context, &[command.account_id()], || async {
             let loaded = self.store.load(command.account_id()).await?;
             let events = domain::decide(loaded.account.as_ref(), &command)?;
             Ok(Plan {
@@ -158,7 +161,7 @@ impl AccountsService {
         context: &CommandContext,
         transfer: Transfer,
     ) -> Result<Outcome, CommandError> {
-        self.run(context, || async {
+        self.run(context, &[transfer.from, transfer.to], || async {
             if transfer.from == transfer.to {
                 return Err(DomainError::SameAccount.into());
             }
@@ -191,6 +194,7 @@ impl AccountsService {
     async fn run<F, Fut>(
         &self,
         context: &CommandContext,
+        accounts: &[AccountId],
         attempt: F,
     ) -> Result<Outcome, CommandError>
     where
@@ -200,6 +204,8 @@ impl AccountsService {
         if let Some(outcome) = self.replay(context).await? {
             return Ok(outcome);
         }
+        // Commands of this process on the same accounts take turns; others may still race.
+        let _turn = self.locks.lock(accounts).await;
         let command_id = CommandId::generate();
         let metadata = EventMetadata {
             actor: context.actor.clone(),

@@ -8,6 +8,7 @@ pub mod integrity;
 pub mod relay;
 pub mod startup;
 pub mod store;
+pub mod stream_locks;
 
 /// The migrations of the `accounts` schema.
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -344,10 +344,12 @@ async fn requests_sharing_a_key_all_get_the_first_answer_even_when_it_spent_the_
     gate.execute("lock table accounts.events in share mode")
         .await
         .expect("hold appends");
+    // One service per request, as if each came to a different process: within one process
+    // commands on an account take turns and would never meet at the database.
     let requests = 5;
     let tasks: Vec<_> = (0..requests)
         .map(|_| {
-            let (service, ctx, command) = (service.clone(), ctx.clone(), command.clone());
+            let (service, ctx, command) = (db.service(), ctx.clone(), command.clone());
             tokio::spawn(async move { service.execute(&ctx, command).await })
         })
         .collect();
@@ -617,4 +619,24 @@ async fn amounts_are_kept_at_the_currency_scale() {
     assert_eq!(events[2].payload["balanceAfter"], "1.750");
     let loaded = service.account(yen).await.expect("load").expect("yen");
     assert_eq!(loaded.balance.to_string(), "1000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_account_serves_every_command_of_one_process_in_turn() {
+    let db = TestDb::new().await;
+    // A single attempt: any collision at the database would answer CONCURRENCY_CONFLICT.
+    let service = AccountsService::with_retries(db.store(), 1);
+    let id = open_with(&service, "USD", "0.00").await;
+    let tasks = (0..40).map(|_| {
+        let service = service.clone();
+        tokio::spawn(async move { run(&service, deposit_command(id, "1.00")).await })
+    });
+    for result in join_all(tasks).await {
+        result
+            .expect("deposit task")
+            .expect("every deposit is served");
+    }
+    let account = service.account(id).await.expect("load").expect("exists");
+    assert_eq!(account.balance, dec("40.00"));
+    assert_stream_sound(&db.store(), id).await;
 }

@@ -20,8 +20,6 @@ use crate::projection::{Delivery, Disposition, ProjectionError, Projector};
 pub const CONSUMER_NAME: &str = "reporting";
 /// Messages fetched and applied per transaction.
 pub const FETCH_BATCH_MAX: usize = 256;
-/// How long one pull waits for messages when the stream is quiet.
-pub const FETCH_WAIT: Duration = Duration::from_millis(500);
 /// When an event waits for its predecessor, how long before it is delivered again.
 pub const GAP_REDELIVERY_DELAY: Duration = Duration::from_secs(1);
 /// The longest pause between attempts while NATS or PostgreSQL is down.
@@ -123,19 +121,27 @@ impl ProjectionConsumer {
             let result: Result<(), ConsumerError> = async {
                 let consumer = self.consumer().await?;
                 tracing::info!(stream = %self.settings.stream, "reporting consumer attached");
+                // A continuous pull: each step takes whatever has arrived, up to a batch, so a
+                // lone event is applied at once and a burst is applied in large transactions.
+                let mut batches = consumer
+                    .messages()
+                    .await
+                    .map_err(|e| ConsumerError::Nats(e.to_string()))?
+                    .ready_chunks(FETCH_BATCH_MAX);
                 loop {
                     if *shutdown.borrow() {
                         return Ok(());
                     }
-                    let messages = consumer
-                        .batch()
-                        .max_messages(FETCH_BATCH_MAX)
-                        .expires(FETCH_WAIT)
-                        .messages()
-                        .await
-                        .map_err(|e| ConsumerError::Nats(e.to_string()))?;
-                    self.process(messages).await?;
-                    failures = 0;
+                    tokio::select! {
+                        batch = batches.next() => match batch {
+                            Some(batch) => {
+                                self.process(futures::stream::iter(batch)).await?;
+                                failures = 0;
+                            }
+                            None => return Err(ConsumerError::Nats("the message stream ended".into())),
+                        },
+                        _ = shutdown.changed() => return Ok(()),
+                    }
                 }
             }
             .await;

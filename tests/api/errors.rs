@@ -1,13 +1,15 @@
 //! Every error code a mutation can answer with, each produced by a real request: the code is
 //! the documented one, the message names the field at fault, and nothing is written.
 
+use folio::startup::Mode;
 use futures::join;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::helpers::{
-    Gql, MovementPayload, Poll, assert_message_names, eventually, key, spawn_app, spawn_app_with,
+    Gql, MovementPayload, Poll, assert_message_names, eventually, key, spawn_app, spawn_service,
+    test_settings,
 };
 
 fn deposit_input(account_id: Uuid, amount: &str) -> Value {
@@ -432,7 +434,11 @@ async fn appends_waiting(pool: &PgPool) -> i64 {
 
 #[tokio::test]
 async fn a_command_whose_account_keeps_changing_answers_concurrency_conflict() {
-    let app = spawn_app_with(|s| s.accounts.append_retries_max = 1).await;
+    // Two accounts processes on one database: within a process, commands on one account take
+    // turns; across processes they race, and the loser retries (here: once) then gives up.
+    let settings = test_settings(|s| s.accounts.append_retries_max = 1).await;
+    let app = spawn_service(&settings, Mode::All).await;
+    let other = spawn_service(&settings, Mode::Accounts).await;
     let account = app.open_usd("Ada").await;
     let before = app.written().await;
 
@@ -447,7 +453,7 @@ async fn a_command_whose_account_keeps_changing_answers_concurrency_conflict() {
     let small_input = deposit_input(account.id, "10.00");
     let large_input = deposit_input(account.id, "25.00");
     let small = app.deposit(app.teller(), small_input.clone());
-    let large = app.deposit(app.teller(), large_input.clone());
+    let large = other.deposit(other.teller(), large_input.clone());
     let release = async {
         eventually("both deposits wait on the event store lock", || async {
             (appends_waiting(&app.pool).await == 2).then_some(())

@@ -1,0 +1,385 @@
+//! The rows one batch writes, gathered in memory and written with one set-based statement
+//! per read model (`insert ... select from unnest(...)`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ledger::{AccountEvent, Hash, RecordedEvent};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+/// An account as projected, and whether the batch changed it.
+#[derive(Clone, Debug)]
+pub(crate) struct AccountRow {
+    pub account_id: Uuid,
+    pub holder: String,
+    pub currency: String,
+    pub balance: Decimal,
+    pub overdraft_limit: Decimal,
+    pub status: String,
+    pub version: i64,
+    pub last_hash: Hash,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub halted: bool,
+    /// Opened in this batch: inserted rather than updated.
+    pub is_new: bool,
+    pub dirty: bool,
+}
+
+struct HistoryRow {
+    account_id: Uuid,
+    version: i64,
+    recorded_at: DateTime<Utc>,
+    balance: Decimal,
+    event_id: Uuid,
+    position: i64,
+}
+
+/// A statement line: a movement of money, signed (credits > 0, debits < 0).
+struct Entry {
+    event: RecordedEvent,
+    kind: &'static str,
+    amount: Decimal,
+    balance_after: Decimal,
+    currency: &'static str,
+    reference: Option<String>,
+    transfer_id: Option<Uuid>,
+    counterparty: Option<Uuid>,
+}
+
+struct Alert {
+    account_id: Uuid,
+    event_id: Uuid,
+    position: i64,
+    stream_version: i64,
+    reason: String,
+}
+
+struct Transfer {
+    from: Uuid,
+    to: Uuid,
+    amount: Decimal,
+    currency: String,
+    reference: Option<String>,
+    debit: Option<(Uuid, DateTime<Utc>)>,
+    credit: Option<(Uuid, DateTime<Utc>)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Writes {
+    pub accounts: Vec<AccountRow>,
+    audit: Vec<RecordedEvent>,
+    history: Vec<HistoryRow>,
+    entries: Vec<Entry>,
+    transfers: BTreeMap<Uuid, Transfer>,
+    alerts: Vec<Alert>,
+}
+
+impl Writes {
+    pub fn audit(&mut self, event: &RecordedEvent) {
+        self.audit.push(event.clone());
+    }
+
+    pub fn history(&mut self, event: &RecordedEvent, balance: Decimal) {
+        self.history.push(HistoryRow {
+            account_id: event.stream_id.as_uuid(),
+            version: event.stream_version,
+            recorded_at: event.recorded_at,
+            balance,
+            event_id: event.event_id.as_uuid(),
+            position: event.position,
+        });
+    }
+
+    pub fn alert(&mut self, event: &RecordedEvent, reason: &str) {
+        self.alerts.push(Alert {
+            account_id: event.stream_id.as_uuid(),
+            event_id: event.event_id.as_uuid(),
+            position: event.position,
+            stream_version: event.stream_version,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The statement line and transfer row of an event that moves money.
+    pub fn movement(&mut self, event: &RecordedEvent, decoded: &AccountEvent) {
+        let entry = match decoded {
+            AccountEvent::MoneyDeposited(m) | AccountEvent::MoneyWithdrawn(m) => {
+                let deposit = matches!(decoded, AccountEvent::MoneyDeposited(_));
+                Entry {
+                    event: event.clone(),
+                    kind: if deposit { "DEPOSIT" } else { "WITHDRAWAL" },
+                    amount: if deposit { m.amount } else { -m.amount },
+                    balance_after: m.balance_after,
+                    currency: m.currency.code(),
+                    reference: m.reference.clone(),
+                    transfer_id: None,
+                    counterparty: None,
+                }
+            }
+            AccountEvent::TransferDebited(t) => Entry {
+                event: event.clone(),
+                kind: "TRANSFER_OUT",
+                amount: -t.amount,
+                balance_after: t.balance_after,
+                currency: t.currency.code(),
+                reference: t.reference.clone(),
+                transfer_id: Some(t.transfer_id.as_uuid()),
+                counterparty: Some(t.to_account_id.as_uuid()),
+            },
+            AccountEvent::TransferCredited(t) => Entry {
+                event: event.clone(),
+                kind: "TRANSFER_IN",
+                amount: t.amount,
+                balance_after: t.balance_after,
+                currency: t.currency.code(),
+                reference: t.reference.clone(),
+                transfer_id: Some(t.transfer_id.as_uuid()),
+                counterparty: Some(t.from_account_id.as_uuid()),
+            },
+            _ => return,
+        };
+        if let (Some(transfer_id), Some(counterparty)) = (entry.transfer_id, entry.counterparty) {
+            let own = event.stream_id.as_uuid();
+            let outgoing = entry.kind == "TRANSFER_OUT";
+            let leg = Some((event.event_id.as_uuid(), event.recorded_at));
+            let row = self
+                .transfers
+                .entry(transfer_id)
+                .or_insert_with(|| Transfer {
+                    from: if outgoing { own } else { counterparty },
+                    to: if outgoing { counterparty } else { own },
+                    amount: entry.amount.abs(),
+                    currency: entry.currency.to_string(),
+                    reference: entry.reference.clone(),
+                    debit: None,
+                    credit: None,
+                });
+            if outgoing {
+                row.debit = leg;
+            } else {
+                row.credit = leg;
+            }
+        }
+        self.entries.push(entry);
+    }
+
+    pub async fn flush(self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+        self.flush_audit(tx).await?;
+        self.flush_accounts(tx).await?;
+        self.flush_history(tx).await?;
+        self.flush_entries(tx).await?;
+        self.flush_transfers(tx).await?;
+        self.flush_alerts(tx).await
+    }
+
+    async fn flush_audit(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        if self.audit.is_empty() {
+            return Ok(());
+        }
+        let events = &self.audit;
+        sqlx::query(
+            "insert into reporting.audit_log
+                 (position, event_id, event_type, event_version, account_id, stream_version, recorded_at, actor, roles,
+                  correlation_id, causation_id, command_id, command_type, idempotency_key, client_addr,
+                  payload, metadata, prev_hash, hash)
+             select u.position, u.event_id, u.event_type, u.event_version, u.account_id, u.stream_version,
+                    u.recorded_at, coalesce(u.metadata->>'actor', 'unknown'),
+                    coalesce(array(select jsonb_array_elements_text(
+                        case when jsonb_typeof(u.metadata->'roles') = 'array' then u.metadata->'roles' else '[]' end)), '{}'),
+                    u.metadata->>'correlationId', u.metadata->>'causationId', u.metadata->>'commandId',
+                    u.metadata->>'commandType', u.metadata->>'idempotencyKey', u.metadata->>'clientAddr',
+                    u.payload, u.metadata, u.prev_hash, u.hash
+             from unnest($1::int8[], $2::uuid[], $3::text[], $4::int2[], $5::uuid[], $6::int8[], $7::timestamptz[],
+                         $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[])
+                  as u(position, event_id, event_type, event_version, account_id, stream_version, recorded_at,
+                       payload, metadata, prev_hash, hash)
+             on conflict (position) do nothing",
+        )
+        .bind(events.iter().map(|e| e.position).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_id.as_uuid()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.stream_id.as_uuid()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.stream_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<Value>>())
+        .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<Value>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.prev_hash.map(|h| h.as_bytes().to_vec()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.hash.as_bytes().to_vec()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn flush_accounts(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        let (new, changed): (Vec<&AccountRow>, Vec<&AccountRow>) =
+            self.accounts.iter().partition(|a| a.is_new);
+        if !new.is_empty() {
+            sqlx::query(
+                "insert into reporting.account_balances
+                     (account_id, holder, currency, balance, overdraft_limit, status, version, last_hash, opened_at,
+                      updated_at, halted)
+                 select * from unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::numeric[], $6::text[],
+                                      $7::int8[], $8::bytea[], $9::timestamptz[], $10::timestamptz[], $11::bool[])",
+            )
+            .bind(new.iter().map(|a| a.account_id).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.holder.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.currency.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.balance).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.overdraft_limit).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.status.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.version).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.last_hash.as_bytes().to_vec()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.opened_at).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.updated_at).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.halted).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !changed.is_empty() {
+            sqlx::query(
+                "update reporting.account_balances a
+                 set balance = u.balance, status = u.status, version = u.version, last_hash = u.last_hash,
+                     updated_at = u.updated_at, halted = u.halted
+                 from unnest($1::uuid[], $2::numeric[], $3::text[], $4::int8[], $5::bytea[], $6::timestamptz[],
+                             $7::bool[]) as u(account_id, balance, status, version, last_hash, updated_at, halted)
+                 where a.account_id = u.account_id",
+            )
+            .bind(changed.iter().map(|a| a.account_id).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.balance).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.status.clone()).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.version).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.last_hash.as_bytes().to_vec()).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.updated_at).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.halted).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_history(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        if self.history.is_empty() {
+            return Ok(());
+        }
+        let rows = &self.history;
+        sqlx::query(
+            "insert into reporting.balance_history (account_id, version, recorded_at, balance, event_id, position)
+             select * from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::numeric[], $5::uuid[], $6::int8[])",
+        )
+        .bind(rows.iter().map(|r| r.account_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.recorded_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.balance).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.position).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn flush_entries(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let rows = &self.entries;
+        sqlx::query(
+            "insert into reporting.ledger_entries
+                 (event_id, account_id, version, position, recorded_at, kind, amount, balance_after, currency,
+                  reference, transfer_id, counterparty_account_id)
+             select * from unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::timestamptz[], $6::text[],
+                                  $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::uuid[], $12::uuid[])",
+        )
+        .bind(rows.iter().map(|r| r.event.event_id.as_uuid()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event.stream_id.as_uuid()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event.stream_version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event.position).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event.recorded_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.balance_after).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.currency).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reference.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.transfer_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.counterparty).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn flush_transfers(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        if self.transfers.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&Uuid, &Transfer)> = self.transfers.iter().collect();
+        sqlx::query(
+            "insert into reporting.transfers
+                 (transfer_id, from_account_id, to_account_id, amount, currency, reference,
+                  debit_event_id, credit_event_id, debited_at, credited_at)
+             select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::text[],
+                                  $7::uuid[], $8::uuid[], $9::timestamptz[], $10::timestamptz[])
+             on conflict (transfer_id) do update set
+                 debit_event_id = coalesce(reporting.transfers.debit_event_id, excluded.debit_event_id),
+                 credit_event_id = coalesce(reporting.transfers.credit_event_id, excluded.credit_event_id),
+                 debited_at = coalesce(reporting.transfers.debited_at, excluded.debited_at),
+                 credited_at = coalesce(reporting.transfers.credited_at, excluded.credited_at)",
+        )
+        .bind(rows.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.from).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.to).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.amount).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.currency.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.reference.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.debit.map(|d| d.0)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.credit.map(|c| c.0)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.debit.map(|d| d.1)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, t)| t.credit.map(|c| c.1)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn flush_alerts(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        for alert in &self.alerts {
+            sqlx::query(
+                "insert into reporting.integrity_alerts (account_id, event_id, position, stream_version, reason)
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(alert.account_id)
+            .bind(alert.event_id)
+            .bind(alert.position)
+            .bind(alert.stream_version)
+            .bind(&alert.reason)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
