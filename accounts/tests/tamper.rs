@@ -865,6 +865,8 @@ impl Expected {
 enum Tamper {
     /// Changes the amount in an old deposit's payload.
     EditAmount,
+    /// Changes the amount of the first movement after the opening (balance before: zero).
+    EditFirstMovement,
     /// Changes who the metadata says caused an event.
     EditActor,
     /// Deletes one deposit in the middle of a stream.
@@ -920,6 +922,26 @@ impl Tamper {
                     .detail("does not match the event's content")
                     .also(Place::event(BalanceDoesNotFollow, &e))
                     .count(2)
+            }
+            Self::EditFirstMovement => {
+                let e = l
+                    .stream(victim)
+                    .into_iter()
+                    .nth(1)
+                    .expect("a movement after the opening");
+                let mut tx = l.superuser().await;
+                sqlx::query(
+                    "update accounts.events set payload = jsonb_set(payload, '{amount}', to_jsonb($2::text))
+                     where event_id = $1",
+                )
+                .bind(e.event_id.as_uuid())
+                .bind("999999.00")
+                .execute(&mut *tx)
+                .await
+                .expect("edit the amount");
+                cover_tracks(tx).await;
+                Expected::at(Place::event(HashMismatch, &e))
+                    .also(Place::event(BalanceDoesNotFollow, &e))
             }
             Self::EditActor => {
                 let e = l.pick(victim, "MoneyWithdrawn", 2);
@@ -1308,6 +1330,7 @@ macro_rules! tamper_cases {
 
 tamper_cases! {
     an_edited_amount_is_a_hash_mismatch_at_that_event => Tamper::EditAmount,
+    an_edited_first_movement_is_a_hash_mismatch_and_a_balance_that_does_not_follow => Tamper::EditFirstMovement,
     an_edited_actor_is_a_hash_mismatch_at_that_event => Tamper::EditActor,
     a_deleted_event_is_a_version_gap_at_the_missing_version => Tamper::DeleteMiddleEvent,
     a_deleted_stream_leaves_its_counterparties_transfer_legs_orphaned => Tamper::DeleteStreamWithTransfers,

@@ -16,7 +16,7 @@ pub enum ProofError {
     #[error("eventId: no event {0}")]
     NoSuchEvent(EventId),
     #[error(
-        "event {0} is not covered by a signed checkpoint yet; checkpoints are signed every few minutes, retry later"
+        "event {0} is not covered by a signed checkpoint yet; the relay signs one every FOLIO_CHECKPOINT_EVENTS events (1000) or FOLIO_CHECKPOINT_INTERVAL_SECS (60) with new events; retry then"
     )]
     NotYetCheckpointed(EventId),
     #[error(transparent)]

@@ -174,11 +174,14 @@ async fn verify_streams(
             report.streams += 1;
         }
         check_event(&event, same_stream, report);
-        let balance = event
-            .decode()
-            .ok()
-            .and_then(|e| e.balance_after())
-            .or_else(|| same_stream.and_then(|p| p.balance));
+        // The balance after this event: zero at opening, then each movement's balanceAfter.
+        let balance = match event.decode() {
+            Ok(AccountEvent::AccountOpened(opened)) => Some(opened.currency.zero()),
+            Ok(decoded) => decoded
+                .balance_after()
+                .or_else(|| same_stream.and_then(|p| p.balance)),
+            Err(_) => same_stream.and_then(|p| p.balance),
+        };
         previous = Some(Previous {
             stream_id: event.stream_id,
             version: event.stream_version,
@@ -260,9 +263,7 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
     match event.decode() {
         Err(error) => report.add(at(ProblemKind::Unreadable, error.to_string())),
         Ok(decoded) => {
-            let before = previous.and_then(|p| p.balance).or_else(|| {
-                matches!(decoded, AccountEvent::AccountOpened(_)).then_some(Decimal::ZERO)
-            });
+            let before = previous.and_then(|p| p.balance);
             if let (Some(before), Some(change), Some(after)) =
                 (before, decoded.balance_change(), decoded.balance_after())
                 && before + change != after
