@@ -96,8 +96,11 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> 
             tracing::info!(%database, "created database");
             Ok(())
         }
-        // Someone else created it between our check and our create.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        // Someone else created it between our check and our create (two processes starting
+        // together get either duplicate_database or a unique violation on pg_database).
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {
+            Ok(())
+        }
         Err(e) => Err(DbError::CreateDatabase {
             url,
             database,
