@@ -907,17 +907,7 @@ impl Tamper {
         match self {
             Self::EditAmount => {
                 let e = l.pick(victim, "MoneyDeposited", 2);
-                let mut tx = l.superuser().await;
-                sqlx::query(
-                    "update accounts.events set payload = jsonb_set(payload, '{amount}', to_jsonb($2::text))
-                     where event_id = $1",
-                )
-                .bind(e.event_id.as_uuid())
-                .bind("999999.00")
-                .execute(&mut *tx)
-                .await
-                .expect("edit the amount");
-                cover_tracks(tx).await;
+                edit_amount(l, &e, "999999.00").await;
                 Expected::at(Place::event(HashMismatch, &e))
                     .detail("does not match the event's content")
                     .also(Place::event(BalanceDoesNotFollow, &e))
@@ -929,17 +919,7 @@ impl Tamper {
                     .into_iter()
                     .nth(1)
                     .expect("a movement after the opening");
-                let mut tx = l.superuser().await;
-                sqlx::query(
-                    "update accounts.events set payload = jsonb_set(payload, '{amount}', to_jsonb($2::text))
-                     where event_id = $1",
-                )
-                .bind(e.event_id.as_uuid())
-                .bind("999999.00")
-                .execute(&mut *tx)
-                .await
-                .expect("edit the amount");
-                cover_tracks(tx).await;
+                edit_amount(l, &e, "999999.00").await;
                 Expected::at(Place::event(HashMismatch, &e))
                     .also(Place::event(BalanceDoesNotFollow, &e))
             }
@@ -1275,6 +1255,21 @@ impl Tamper {
             }
         }
     }
+}
+
+/// Sets an event's payload amount as a superuser would, behind the trigger's back.
+async fn edit_amount(l: &Ledger, e: &RecordedEvent, amount: &str) {
+    let mut tx = l.superuser().await;
+    sqlx::query(
+        "update accounts.events set payload = jsonb_set(payload, '{amount}', to_jsonb($2::text))
+         where event_id = $1",
+    )
+    .bind(e.event_id.as_uuid())
+    .bind(amount)
+    .execute(&mut *tx)
+    .await
+    .expect("edit the amount");
+    cover_tracks(tx).await;
 }
 
 /// Copies the base store (which verifies clean, see the first test), tampers, and checks what `verify` reports.

@@ -134,13 +134,34 @@ impl OpenAccountInput {
     }
 }
 
+/// The parts a deposit and a withdrawal share.
+fn movement(
+    account_id: Uuid,
+    value: Decimal,
+    raw_reference: &Option<String>,
+    raw_key: &str,
+) -> Result<(AccountId, PositiveAmount, Option<Reference>, String), ApiError> {
+    let key = idempotency_key(raw_key)?;
+    Ok((
+        AccountId::from_uuid(account_id.0),
+        amount(value)?,
+        reference(raw_reference)?,
+        key,
+    ))
+}
+
 impl DepositInput {
     pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
-        let key = idempotency_key(&self.idempotency_key)?;
+        let (account_id, amount, reference, key) = movement(
+            self.account_id,
+            self.amount,
+            &self.reference,
+            &self.idempotency_key,
+        )?;
         let command = Command::Deposit(Deposit {
-            account_id: AccountId::from_uuid(self.account_id.0),
-            amount: amount(self.amount)?,
-            reference: reference(&self.reference)?,
+            account_id,
+            amount,
+            reference,
         });
         Ok((command, key))
     }
@@ -148,11 +169,16 @@ impl DepositInput {
 
 impl WithdrawInput {
     pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
-        let key = idempotency_key(&self.idempotency_key)?;
+        let (account_id, amount, reference, key) = movement(
+            self.account_id,
+            self.amount,
+            &self.reference,
+            &self.idempotency_key,
+        )?;
         let command = Command::Withdraw(Withdraw {
-            account_id: AccountId::from_uuid(self.account_id.0),
-            amount: amount(self.amount)?,
-            reference: reference(&self.reference)?,
+            account_id,
+            amount,
+            reference,
         });
         Ok((command, key))
     }
