@@ -16,8 +16,9 @@ use tokio::sync::OnceCell;
 
 use crate::config::{AuthSettings, DatabaseSettings, NatsSettings, env_or};
 
-/// Test databases and streams older than this are leftovers of runs that did not clean up.
-pub const LEFTOVER_AGE: Duration = Duration::from_secs(2 * 60 * 60);
+/// Test databases and streams older than this are leftovers of earlier runs (a whole run takes
+/// minutes; one leaves about 1.5 GB of databases behind).
+pub const LEFTOVER_AGE: Duration = Duration::from_secs(30 * 60);
 pub const TEST_DATABASE_PREFIX: &str = "folio_test_";
 pub const TEST_STREAM_PREFIX: &str = "FOLIO_TEST_";
 /// The secret test tokens are signed with.
