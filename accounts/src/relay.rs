@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::{
     integrity::{Checkpointer, Folded, IntegritySettings},
-    store::{EVENT_COLUMNS, EVENTS_CHANNEL, StoreError, recorded_event},
+    store::{EVENT_COLUMNS, EVENTS_CHANNEL, StoreError, recorded_event, tx_id},
 };
 
 /// Events read and published per batch.
@@ -221,22 +221,21 @@ impl Relay {
         let mut folded = Vec::with_capacity(rows.len());
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let tx_text: String = row.try_get("tx_id_text")?;
             let event = recorded_event(row)?;
             folded.push(Folded {
-                tx_id: tx_text
-                    .parse()
-                    .map_err(|_| RelayError::Publish(format!("unreadable tx_id {tx_text}")))?,
+                tx_id: tx_id(row)?,
                 position: event.position,
                 hash: event.hash,
             });
             events.push(event);
         }
         let Some(last) = folded.last().copied() else {
-            // Nothing new: still sign a checkpoint if the interval has passed.
-            let mut tx = conn.begin().await?;
-            self.checkpointer.fold(&mut tx, &[]).await?;
-            tx.commit().await?;
+            // Nothing new: still sign a checkpoint for what is folded once the interval has passed.
+            if self.checkpointer.interval_elapsed() {
+                let mut tx = conn.begin().await?;
+                self.checkpointer.fold(&mut tx, &[]).await?;
+                tx.commit().await?;
+            }
             return Ok(Step::Idle);
         };
         self.publish(&events).await?;
@@ -294,11 +293,8 @@ impl Relay {
             .bind(&self.settings.stream)
             .fetch_one(&mut *conn)
             .await?;
-        let tx_id: String = row.try_get("tx_id_text")?;
         Ok(Checkpoint {
-            tx_id: tx_id
-                .parse()
-                .map_err(|_| RelayError::Publish(format!("unreadable checkpoint tx_id {tx_id}")))?,
+            tx_id: tx_id(&row)?,
             position: row.try_get("position")?,
         })
     }

@@ -391,3 +391,35 @@ async fn the_running_relay_publishes_commands_as_they_commit() {
     stop.send(true).expect("stop");
     task.await.expect("relay stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_is_signed_when_the_interval_passes_before_enough_events() {
+    let h = Harness::new().await;
+    let mut integrity =
+        IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(&[12; 32]));
+    integrity.checkpoint_events = 1_000;
+    integrity.checkpoint_interval = std::time::Duration::ZERO;
+    let public_key = integrity.public_key();
+    let mut relay = Relay::new(
+        h.pool.clone(),
+        h.nats.clone(),
+        h.settings.clone(),
+        integrity,
+    );
+    let mut conn = relay.lock_connection().await.expect("connection");
+    platform::messaging::ensure_stream(&jetstream::new(h.nats.clone()), &h.settings)
+        .await
+        .expect("stream");
+    let id = h.open().await;
+    h.deposit(id, 5).await;
+    assert_eq!(h.drain_until(&mut relay, &mut conn, 2).await, 2);
+    // The interval has passed: what was folded is signed without waiting for 1000 events.
+    assert_eq!(relay.step(&mut conn).await.expect("idle step"), Step::Idle);
+
+    let checkpoint = accounts::integrity::latest_checkpoint(&h.pool)
+        .await
+        .expect("read")
+        .expect("a checkpoint although far fewer than 1000 events were published");
+    assert_eq!(checkpoint.event_count, 2);
+    assert_eq!(checkpoint.verify_signature(&public_key), Ok(()));
+}

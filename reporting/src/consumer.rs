@@ -42,12 +42,6 @@ pub struct Processed {
     pub refused: usize,
 }
 
-impl Processed {
-    pub fn is_idle(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct ProjectionConsumer {
     js: jetstream::Context,

@@ -6,7 +6,7 @@ use ledger::{Hash, integrity::SignedCheckpoint, integrity::fold_digest};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 
 use super::IntegritySettings;
-use crate::store::StoreError;
+use crate::store::{StoreError, tx_id};
 
 /// Keeps the running digest as the relay publishes, and signs checkpoints when due.
 #[derive(Clone, Debug)]
@@ -36,6 +36,12 @@ impl Checkpointer {
             settings,
             last_signed: None,
         }
+    }
+
+    /// Whether the interval since the last signature has passed (counted from the first call).
+    pub fn interval_elapsed(&mut self) -> bool {
+        self.last_signed.get_or_insert_with(Instant::now).elapsed()
+            >= self.settings.checkpoint_interval
     }
 
     /// Folds the events past the cursor into the digest, and signs a checkpoint if one is
@@ -90,11 +96,13 @@ impl Checkpointer {
         };
         let pending = cursor.event_count - covered;
         if pending <= 0 {
+            // Nothing to sign: start the interval again, so an idle relay looks once per interval.
+            if self.interval_elapsed() {
+                self.last_signed = Some(Instant::now());
+            }
             return Ok(());
         }
-        let timer_due = self.last_signed.get_or_insert_with(Instant::now).elapsed()
-            >= self.settings.checkpoint_interval;
-        if pending < self.settings.checkpoint_events && !timer_due {
+        if pending < self.settings.checkpoint_events && !self.interval_elapsed() {
             return Ok(());
         }
         let signed_at = sqlx::query_scalar("select date_trunc('microseconds', clock_timestamp())")
@@ -159,12 +167,6 @@ fn corrupt(reason: String) -> StoreError {
 pub(crate) fn hash(row: &PgRow, column: &str) -> Result<Hash, StoreError> {
     let bytes: Vec<u8> = row.try_get(column)?;
     Hash::from_slice(&bytes).map_err(|e| corrupt(format!("{column}: {e}")))
-}
-
-pub(crate) fn tx_id(row: &PgRow) -> Result<u64, StoreError> {
-    let text: String = row.try_get("tx_id_text")?;
-    text.parse()
-        .map_err(|_| corrupt(format!("unreadable tx_id {text}")))
 }
 
 pub(crate) fn checkpoint_from_row(row: &PgRow) -> Result<SignedCheckpoint, StoreError> {

@@ -8,8 +8,8 @@ use ledger::{
 };
 use sqlx::{PgPool, Row};
 
-use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash, tx_id};
-use crate::store::{EVENT_COLUMNS, StoreError, recorded_event};
+use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash};
+use crate::store::{EVENT_COLUMNS, StoreError, recorded_event, tx_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {

@@ -12,8 +12,8 @@ use ledger::{
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 
-use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash, tx_id};
-use crate::store::{EVENT_COLUMNS, StoreError, recorded_event};
+use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash};
+use crate::store::{EVENT_COLUMNS, StoreError, recorded_event, tx_id};
 
 /// Problems listed in one report; more are counted, not listed.
 pub const PROBLEMS_MAX: usize = 100;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::domain::{Account, evolve};
 
+pub(crate) use rows::tx_id;
 pub use rows::{EVENT_COLUMNS, recorded_event};
 
 /// A snapshot is written whenever a stream crosses a multiple of this many events, so

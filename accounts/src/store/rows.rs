@@ -42,3 +42,11 @@ pub(crate) fn hash(row: &PgRow, column: &str, stream_id: AccountId) -> Result<Ha
         reason: e.to_string(),
     })
 }
+
+/// A `tx_id::text as tx_id_text` column as the transaction id it is.
+pub(crate) fn tx_id(row: &PgRow) -> Result<u64, StoreError> {
+    let text: String = row.try_get("tx_id_text")?;
+    text.parse().map_err(|_| {
+        StoreError::Database(sqlx::Error::Protocol(format!("unreadable tx_id {text}")))
+    })
+}
