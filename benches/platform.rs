@@ -193,10 +193,10 @@ async fn main() {
         http_addr: "127.0.0.1:0".parse().expect("address"),
         accounts: accounts::startup::AccountsOptions {
             append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
+            relay_held_warn: accounts::relay::RELAY_HELD_WARN_DEFAULT,
         },
         reporting: reporting::state::ReportingOptions {
             at_least_wait: Duration::from_secs(60),
-            ack_wait: reporting::state::ACK_WAIT_DEFAULT,
         },
         integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(&[5; 32])),
         migrate: true,

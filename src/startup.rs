@@ -132,13 +132,15 @@ impl Application {
                 settings.reporting,
             )
         });
-        if accounts.is_some() {
+        if let Some(accounts) = &accounts {
             let relay = Relay::new(
                 pool.clone(),
                 nats.clone(),
                 settings.nats.clone(),
                 settings.integrity.clone(),
-            );
+            )
+            .with_held_warn(settings.accounts.relay_held_warn)
+            .with_status(accounts.relay_status.clone());
             tasks.push(tokio::spawn(relay.run(shutdown.subscribe())));
         }
         if let Some(reporting) = &reporting {

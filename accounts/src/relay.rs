@@ -12,11 +12,27 @@
 //! One relay publishes per database: it holds a PostgreSQL advisory lock on a
 //! dedicated connection, and reads and checkpoints through that connection, so losing
 //! the connection loses the lead. Other processes wait as hot standbys.
+//!
+//! The price of never skipping an event is that any transaction left open anywhere in
+//! the cluster holds publication back. So the relay watches its horizon: every
+//! [`RELAY_STATUS_INTERVAL_MS`] it announces a [`RelayStatus`] on core NATS, and when
+//! the oldest running transaction has been open longer than the configured threshold
+//! (`FOLIO_RELAY_HELD_WARN_SECS`, default [`RELAY_HELD_WARN_DEFAULT`]) the status, a WARN
+//! line and the `folio_relay_horizon_held_seconds` gauge name it: backend pid, database,
+//! state and how long it has been open.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use ledger::{RecordedEvent, subjects};
+use chrono::Utc;
+use ledger::{
+    RecordedEvent,
+    status::{HorizonBlocker, RELAY_STATUS_INTERVAL_MS, RelayStatus, relay_status_subject},
+    subjects,
+};
 use platform::config::NatsSettings;
 use sqlx::{Connection, PgConnection, PgPool, Row, postgres::PgListener};
 use tokio::sync::watch;
@@ -36,6 +52,11 @@ pub const RELAY_STANDBY_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The advisory lock that makes one relay the publisher ("folio.rl" in ASCII).
 pub const RELAY_LOCK_KEY: i64 = 0x666f_6c69_6f2e_726c;
+/// How long the oldest running transaction may hold publication back before the relay
+/// names it (`FOLIO_RELAY_HELD_WARN_SECS`).
+pub const RELAY_HELD_WARN_DEFAULT: Duration = Duration::from_secs(30);
+/// The most unpublished events the relay counts for its status; beyond, it says "at least".
+pub const RELAY_LAG_COUNT_MAX: i64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -65,12 +86,21 @@ pub struct Checkpoint {
     pub position: i64,
 }
 
+/// The relay's latest status, shared with the process's readiness checks.
+pub type SharedRelayStatus = Arc<Mutex<Option<RelayStatus>>>;
+
 #[derive(Clone, Debug)]
 pub struct Relay {
     pool: PgPool,
+    nats: async_nats::Client,
     js: jetstream::Context,
     settings: NatsSettings,
     checkpointer: Checkpointer,
+    held_warn: Duration,
+    published_events: u64,
+    last_status: Option<Instant>,
+    warned_pid: Option<i32>,
+    status: SharedRelayStatus,
 }
 
 impl Relay {
@@ -82,10 +112,28 @@ impl Relay {
     ) -> Self {
         Self {
             pool,
-            js: jetstream::new(nats),
+            js: jetstream::new(nats.clone()),
+            nats,
             settings,
             checkpointer: Checkpointer::new(integrity),
+            held_warn: RELAY_HELD_WARN_DEFAULT,
+            published_events: 0,
+            last_status: None,
+            warned_pid: None,
+            status: SharedRelayStatus::default(),
         }
+    }
+
+    /// Names the oldest running transaction once it has held publication back this long.
+    pub fn with_held_warn(mut self, held_warn: Duration) -> Self {
+        self.held_warn = held_warn;
+        self
+    }
+
+    /// Shares the relay's status through `status` (the process's readiness reads it).
+    pub fn with_status(mut self, status: SharedRelayStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// Publishes until `shutdown` turns true; waits as a hot standby while another
@@ -165,6 +213,12 @@ impl Relay {
                         continue;
                     }
                 }
+            }
+            let due = self
+                .last_status
+                .is_none_or(|at| at.elapsed() >= Duration::from_millis(RELAY_STATUS_INTERVAL_MS));
+            if due {
+                self.announce(conn).await?;
             }
             match self.step(conn).await {
                 Ok(Step::Published(count)) => {
@@ -254,7 +308,105 @@ impl Relay {
         self.checkpointer.fold(&mut tx, &folded).await?;
         tx.commit().await?;
         metrics::counter!("folio_relay_published_events_total").increment(events.len() as u64);
+        self.published_events += events.len() as u64;
         Ok(Step::Published(events.len()))
+    }
+
+    /// Works out the relay's status (lag, and who holds the horizon back if anyone has for
+    /// longer than the threshold), logs and exports it, and announces it on core NATS.
+    pub async fn announce(&mut self, conn: &mut PgConnection) -> Result<RelayStatus, RelayError> {
+        self.last_status = Some(Instant::now());
+        let checkpoint = self.checkpoint(conn).await?;
+        let lag = sqlx::query(
+            "select (select count(*) from (select 1 from accounts.events
+                                           where (tx_id, position) > ($1::text::xid8, $2) limit $3) pending) as events,
+                    coalesce(extract(epoch from clock_timestamp() - (
+                        select recorded_at from accounts.events where (tx_id, position) > ($1::text::xid8, $2)
+                        order by tx_id, position limit 1))::float8, 0) as secs",
+        )
+        .bind(checkpoint.tx_id.to_string())
+        .bind(checkpoint.position)
+        .bind(RELAY_LAG_COUNT_MAX)
+        .fetch_one(&mut *conn)
+        .await?;
+        let blocker = self.blocker(conn).await?;
+        let status = RelayStatus {
+            stream: self.settings.stream.clone(),
+            at: Utc::now(),
+            published_events: self.published_events,
+            lag_events: Some(lag.try_get("events")?),
+            lag_secs: lag.try_get("secs")?,
+            blocker,
+        };
+        metrics::gauge!("folio_relay_lag_events").set(status.lag_events.unwrap_or(0) as f64);
+        metrics::gauge!("folio_relay_lag_seconds").set(status.lag_secs);
+        metrics::gauge!("folio_relay_horizon_held_seconds")
+            .set(status.blocker.as_ref().map_or(0.0, |b| b.open_for_secs));
+        match &status.blocker {
+            Some(blocker) if self.warned_pid != Some(blocker.pid) => {
+                tracing::warn!(
+                    pid = blocker.pid,
+                    database = blocker.database.as_deref().unwrap_or("?"),
+                    state = blocker.state.as_deref().unwrap_or("?"),
+                    application = blocker.application_name.as_deref().unwrap_or(""),
+                    open_for_secs = blocker.open_for_secs.round(),
+                    events_waiting = blocker.events_waiting,
+                    "publication is held back by a transaction left open; events committed after it \
+                     wait until it ends (end it, or pg_terminate_backend(pid))"
+                );
+                self.warned_pid = Some(blocker.pid);
+            }
+            None if self.warned_pid.is_some() => {
+                tracing::info!("publication is no longer held back");
+                self.warned_pid = None;
+            }
+            _ => {}
+        }
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+        if let Ok(body) = serde_json::to_vec(&status) {
+            // Best effort: a status lost while NATS is down is replaced a second later.
+            let _ = self
+                .nats
+                .publish(
+                    relay_status_subject(&self.settings.subject_prefix),
+                    body.into(),
+                )
+                .await;
+        }
+        Ok(status)
+    }
+
+    /// The oldest transaction holding a transaction id (that is what bounds the relay's
+    /// horizon), if it has been open longer than the threshold.
+    async fn blocker(&self, conn: &mut PgConnection) -> Result<Option<HorizonBlocker>, RelayError> {
+        let row = sqlx::query(
+            "select pid, datname, state, application_name, client_addr::text as client_addr,
+                    extract(epoch from clock_timestamp() - xact_start)::float8 as open_for_secs,
+                    exists (select 1 from accounts.events
+                            where tx_id >= pg_snapshot_xmin(pg_current_snapshot())) as events_waiting
+             from pg_stat_activity
+             where backend_xid is not null and pid <> pg_backend_pid() and xact_start is not null
+             order by age(backend_xid) desc
+             limit 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let open_for_secs: f64 = row.try_get("open_for_secs")?;
+        if open_for_secs < self.held_warn.as_secs_f64() {
+            return Ok(None);
+        }
+        Ok(Some(HorizonBlocker {
+            pid: row.try_get("pid")?,
+            database: row.try_get("datname")?,
+            state: row.try_get("state")?,
+            application_name: row.try_get("application_name")?,
+            client_addr: row.try_get("client_addr")?,
+            open_for_secs,
+            events_waiting: row.try_get("events_waiting")?,
+        }))
     }
 
     /// Sends every event, then waits for every acknowledgement.

@@ -6,13 +6,17 @@ use axum::Router;
 use ed25519_dalek::VerifyingKey;
 use platform::{
     TokenKeys,
-    http::{Check, Readiness, check_nats, check_postgres, service_routes, with_common_layers},
+    http::{
+        Check, Readiness, check_nats, check_postgres, publication_check, service_routes,
+        with_common_layers,
+    },
 };
 use sqlx::PgPool;
 
 use crate::{
     commands::AccountsService,
     graphql::{self, AccountsSchema, IntegrityData},
+    relay::SharedRelayStatus,
     store::EventStore,
 };
 
@@ -23,6 +27,8 @@ pub struct AccountsState {
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub integrity: IntegrityData,
+    /// What this process's relay last announced (set once it leads).
+    pub relay_status: SharedRelayStatus,
 }
 
 /// Tunables of the accounts service.
@@ -30,6 +36,9 @@ pub struct AccountsState {
 pub struct AccountsOptions {
     /// Attempts of a command whose streams keep changing before CONCURRENCY_CONFLICT.
     pub append_retries_max: u32,
+    /// How long the oldest open transaction may hold publication back before the relay
+    /// names it (`FOLIO_RELAY_HELD_WARN_SECS`).
+    pub relay_held_warn: std::time::Duration,
 }
 
 impl AccountsOptions {
@@ -39,6 +48,10 @@ impl AccountsOptions {
                 "FOLIO_APPEND_RETRIES_MAX",
                 crate::commands::APPEND_RETRIES_MAX,
             )?,
+            relay_held_warn: std::time::Duration::from_secs(platform::config::env_parse(
+                "FOLIO_RELAY_HELD_WARN_SECS",
+                crate::relay::RELAY_HELD_WARN_DEFAULT.as_secs(),
+            )?),
         })
     }
 }
@@ -61,6 +74,7 @@ impl AccountsState {
             },
             pool,
             nats,
+            relay_status: SharedRelayStatus::default(),
         }
     }
 
@@ -68,9 +82,17 @@ impl AccountsState {
         graphql::schema(self.service.clone(), self.integrity.clone())
     }
 
-    /// PostgreSQL must answer; NATS being down is reported but commands still work.
+    /// PostgreSQL must answer; NATS being down is reported but commands still work; a
+    /// transaction holding publication back is named.
     pub async fn checks(&self) -> Vec<Check> {
-        vec![check_postgres(&self.pool).await, check_nats(&self.nats)]
+        let mut checks = vec![check_postgres(&self.pool).await, check_nats(&self.nats)];
+        let status = self
+            .relay_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        checks.extend(publication_check(status.as_ref()));
+        checks
     }
 }
 

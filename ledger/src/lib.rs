@@ -12,6 +12,7 @@ pub mod hashing;
 pub mod ids;
 pub mod integrity;
 pub mod money;
+pub mod status;
 pub mod subjects;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -113,6 +113,26 @@ pub async fn check_postgres(pool: &sqlx::PgPool) -> Check {
     }
 }
 
+/// The `publication` readiness check from a relay status: down, naming the transaction,
+/// while one holds publication back; `None` when no status is known.
+pub fn publication_check(status: Option<&ledger::status::RelayStatus>) -> Option<Check> {
+    let status = status?;
+    Some(match &status.blocker {
+        None => Check::up("publication"),
+        Some(blocker) => Check::down(
+            "publication",
+            format!(
+                "held back for {:.0}s by the open transaction of backend pid {} (database {}, state {}); \
+                 events committed after it are not published until it ends",
+                blocker.open_for_secs,
+                blocker.pid,
+                blocker.database.as_deref().unwrap_or("?"),
+                blocker.state.as_deref().unwrap_or("?"),
+            ),
+        ),
+    })
+}
+
 /// Checks that the NATS connection is established.
 pub fn check_nats(client: &async_nats::Client) -> Check {
     match client.connection_state() {

@@ -5,26 +5,23 @@ use std::time::Duration;
 use platform::{
     ApiError,
     config::{NatsSettings, env_parse},
-    http::{Check, READINESS_TIMEOUT, check_nats, check_postgres},
+    http::{Check, READINESS_TIMEOUT, check_nats, check_postgres, publication_check},
 };
 use sqlx::PgPool;
 
 use crate::{
-    consumer::ProjectionConsumer,
+    consumer::{ConsumerState, ProjectionConsumer},
     projection::Projector,
     queries::{self, Position},
+    relay_watch::RelayWatch,
 };
 
 /// The longest `atLeast` waits for the projection before answering STALE_READ.
 pub const AT_LEAST_WAIT_DEFAULT: Duration = Duration::from_secs(5);
-/// How long JetStream waits for an acknowledgement before delivering a message again.
-pub const ACK_WAIT_DEFAULT: Duration = Duration::from_secs(30);
-
 /// Tunables of the reporting service.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportingOptions {
     pub at_least_wait: Duration,
-    pub ack_wait: Duration,
 }
 
 impl ReportingOptions {
@@ -33,10 +30,6 @@ impl ReportingOptions {
             at_least_wait: Duration::from_millis(env_parse(
                 "FOLIO_AT_LEAST_WAIT_MS",
                 AT_LEAST_WAIT_DEFAULT.as_millis() as u64,
-            )?),
-            ack_wait: Duration::from_millis(env_parse(
-                "FOLIO_ACK_WAIT_MS",
-                ACK_WAIT_DEFAULT.as_millis() as u64,
             )?),
         })
     }
@@ -49,6 +42,7 @@ pub struct ReportingState {
     pub settings: NatsSettings,
     pub options: ReportingOptions,
     pub consumer: ProjectionConsumer,
+    pub relay: RelayWatch,
 }
 
 impl ReportingState {
@@ -59,38 +53,52 @@ impl ReportingState {
         options: ReportingOptions,
     ) -> Self {
         let projector = Projector::new(pool.clone(), settings.stream.clone());
-        let consumer =
-            ProjectionConsumer::new(nats.clone(), settings.clone(), projector, options.ack_wait);
+        let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector);
+        let relay = RelayWatch::spawn(nats.clone(), &settings.subject_prefix);
         Self {
             pool,
             nats,
             settings,
             options,
             consumer,
+            relay,
         }
     }
 }
 
 impl ReportingState {
-    /// PostgreSQL, NATS, and the projection's consumer (with its lag).
+    /// PostgreSQL, NATS, the projection (running here or in another process) and
+    /// publication (held back by a transaction left open, if the relay says so).
     pub async fn checks(&self) -> Vec<Check> {
-        let lag = tokio::time::timeout(READINESS_TIMEOUT, self.consumer.lag_events()).await;
-        let projection = match lag.ok().flatten() {
-            Some(lag) => Check {
+        let (state, since) = self.consumer.state();
+        let projection = match state {
+            ConsumerState::Leading => Check::up("projection"),
+            ConsumerState::StandingBy => Check {
                 name: "projection",
                 ok: true,
-                detail: format!("consumer attached, {lag} events behind"),
+                detail: "another process projects this database; standing by".into(),
             },
-            None => Check::down(
+            ConsumerState::Starting if since < READINESS_TIMEOUT => Check {
+                name: "projection",
+                ok: true,
+                detail: "starting".into(),
+            },
+            ConsumerState::Starting => Check::down("projection", "not started yet"),
+            ConsumerState::Interrupted(reason) => Check::down(
                 "projection",
-                "the JetStream consumer did not answer within 2s",
+                format!("interrupted for {}s: {reason}", since.as_secs()),
             ),
+            ConsumerState::Stopped => Check::down("projection", "stopped"),
         };
-        vec![
+        let mut checks = vec![
             check_postgres(&self.pool).await,
             check_nats(&self.nats),
             projection,
-        ]
+        ];
+        if let Some(check) = publication_check(self.relay.current().as_ref()) {
+            checks.push(check);
+        }
+        checks
     }
 }
 

@@ -416,7 +416,7 @@ async fn at_least_a_position_not_yet_projected_is_a_stale_read_and_an_applied_on
         "{message}"
     );
     assert!(
-        message.contains(&format!("checkpoint is at position {last}")),
+        message.contains(&format!("watermark is at position {last}")),
         "{message}"
     );
 

@@ -677,9 +677,11 @@ async fn projection_status_reports_the_checkpoint_and_integrity_failures() {
     );
     assert_eq!(status.applied_events, 3);
     assert_eq!(
-        status.stream_sequence, 4,
+        (status.delivered_sequence, status.watermark_sequence),
+        (4, 4),
         "the refused message is settled too"
     );
+    assert_eq!(status.parked_events, 0);
     assert!(status.updated_at.is_some());
     assert_eq!(status.integrity_alerts, 1);
     assert_eq!(status.halted_accounts, vec![victim.as_uuid()]);

@@ -1,22 +1,21 @@
 //! The projection consumer against real NATS and PostgreSQL: redelivered events change
-//! the read models once, a crash between commit and acknowledgement does not
-//! double-apply, and a version gap waits for the missing event.
+//! the read models once, a projector killed in the middle of a batch is resumed from its
+//! own checkpoint at once, and an event that arrives before its predecessor is parked and
+//! holds the watermark back until the missing event arrives.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{TimeZone, Utc};
-use futures::StreamExt;
 use ledger::{RecordedEvent, subjects, testing::FakeLedger};
 use platform::{config::NatsSettings, testing};
 use reporting::{
     consumer::{Processed, ProjectionConsumer},
-    projection::{Delivery, Projector},
+    projection::Projector,
 };
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
-const ACK_WAIT: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(15);
 
 struct Harness {
@@ -34,8 +33,8 @@ impl Harness {
             .await
             .expect("NATS reachable; start it with scripts/services");
         let projector = Projector::new(pool.clone(), settings.stream.clone());
-        let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector, ACK_WAIT);
-        consumer.consumer().await.expect("stream and consumer");
+        let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector);
+        consumer.stream().await.expect("stream");
         Self {
             pool,
             js: jetstream::new(nats),
@@ -79,6 +78,7 @@ impl Harness {
             total.already_applied += step.already_applied;
             total.waiting += step.waiting;
             total.refused += step.refused;
+            total.unparked += step.unparked;
             if until(&total) {
                 return total;
             }
@@ -94,6 +94,31 @@ impl Harness {
         .fetch_one(&self.pool)
         .await
         .expect("count")
+    }
+
+    /// `(delivered, watermark)` stream sequences as committed.
+    async fn sequences(&self) -> (i64, i64) {
+        sqlx::query_as(
+            "select delivered_sequence, watermark_sequence from reporting.projection_checkpoints where stream = $1",
+        )
+        .bind(&self.settings.stream)
+        .fetch_one(&self.pool)
+        .await
+        .expect("checkpoint")
+    }
+
+    /// Whether `atLeast` would accept the event's position now.
+    async fn at_least_accepts(&self, event: &RecordedEvent) -> bool {
+        let position = reporting::queries::Position::parse("atLeast", &event.position.to_string())
+            .expect("position");
+        reporting::queries::wait_for_position(
+            &self.pool,
+            &self.settings.stream,
+            position,
+            Duration::ZERO,
+        )
+        .await
+        .is_ok()
     }
 
     async fn balance(&self, event: &RecordedEvent) -> Decimal {
@@ -134,66 +159,119 @@ async fn the_same_event_delivered_twice_changes_the_read_models_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_commit_and_acknowledgement_does_not_apply_twice() {
+async fn a_projector_killed_inside_a_batch_is_resumed_from_its_checkpoint_at_once() {
     let h = Harness::new().await;
     let mut ledger = FakeLedger::new();
     let (id, opened) = ledger.open("EUR", at(0));
     h.publish(&opened).await;
     h.process_until(|p| p.applied == 1).await;
 
+    // Hold the read models so the running projector's next batch blocks inside its transaction.
+    let mut blocker = h.pool.begin().await.expect("begin");
+    sqlx::query("lock table reporting.account_balances in share mode")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(h.consumer.clone().run(stopped));
     let deposit = ledger.deposit(id, "42.00", at(1));
     h.publish(&deposit).await;
-    // The "crashing" process: takes the message from the durable consumer, commits the
-    // read models, and dies before acknowledging.
-    let consumer = h.consumer.consumer().await.expect("consumer");
-    let mut messages = consumer
-        .fetch()
-        .max_messages(10)
-        .messages()
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_stat_activity where datname = current_database()
+                            and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+        )
+        .fetch_one(&h.pool)
         .await
-        .expect("fetch");
-    let message = messages
-        .next()
-        .await
-        .expect("a message")
-        .expect("a delivered message");
-    let event: RecordedEvent = serde_json::from_slice(&message.payload).expect("event");
-    let projector = Projector::new(h.pool.clone(), h.settings.stream.clone());
-    let sequence = message.info().expect("info").stream_sequence;
-    projector
-        .apply_batch(&[Delivery {
-            stream_sequence: sequence,
-            event,
-        }])
-        .await
-        .expect("apply");
-    drop(message);
-    drop(messages);
+        .expect("activity");
+        if waiting {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the projector never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Kill it: the task and its connection vanish without any goodbye.
+    running.abort();
+    let _ = running.await;
+    drop(stop);
+    blocker.rollback().await.expect("rollback");
 
-    // After the acknowledgement deadline JetStream delivers it again; it is skipped.
-    let redelivered = h.process_until(|p| p.already_applied == 1).await;
-    assert_eq!(redelivered.applied, 0);
+    // A new projector (another process, after a restart) applies the deposit at once: it
+    // resumes from its own committed sequence; there is no acknowledgement deadline to wait out.
+    let restarted = Projector::new(h.pool.clone(), h.settings.stream.clone());
+    let nats = async_nats::connect(&h.settings.url).await.expect("nats");
+    let consumer = ProjectionConsumer::new(nats, h.settings.clone(), restarted);
+    let started = tokio::time::Instant::now();
+    let step = consumer.try_process_next().await.expect("process");
+    assert_eq!(step.applied, 1, "{step:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(h.balance(&deposit).await, Decimal::new(4200, 2));
     assert_eq!(h.count("ledger_entries").await, 1);
+    assert!(h.at_least_accepts(&deposit).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_after_a_gap_waits_for_the_missing_one() {
+async fn a_restarted_projector_continues_where_it_stopped() {
     let h = Harness::new().await;
     let mut ledger = FakeLedger::new();
     let (id, opened) = ledger.open("USD", at(0));
+    h.publish(&opened).await;
+    h.publish(&ledger.deposit(id, "1.00", at(1))).await;
+    h.process_until(|p| p.applied == 2).await;
+    assert_eq!(h.sequences().await, (2, 2));
+
+    h.publish(&ledger.deposit(id, "2.00", at(2))).await;
+    let nats = async_nats::connect(&h.settings.url).await.expect("nats");
+    let restarted = ProjectionConsumer::new(
+        nats,
+        h.settings.clone(),
+        Projector::new(h.pool.clone(), h.settings.stream.clone()),
+    );
+    let step = restarted.try_process_next().await.expect("process");
+    assert_eq!(
+        (step.applied, step.already_applied),
+        (1, 0),
+        "only the new event is read again"
+    );
+    assert_eq!(h.sequences().await, (3, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_before_its_predecessor_is_parked_and_holds_the_watermark_back() {
+    let h = Harness::new().await;
+    let mut ledger = FakeLedger::new();
+    let (id, opened) = ledger.open("USD", at(0));
+    let (other, other_opened) = ledger.open("USD", at(0));
     let first = ledger.deposit(id, "1.00", at(1));
     let second = ledger.deposit(id, "2.00", at(2));
+    let unrelated = ledger.deposit(other, "5.00", at(3));
     h.publish(&opened).await;
+    h.publish(&other_opened).await;
     h.publish(&second).await;
-    let before = h.process_until(|p| p.applied == 1 && p.waiting >= 1).await;
-    assert_eq!(before.applied, 1, "only the opening applies");
+    h.publish(&unrelated).await;
+    let before = h.process_until(|p| p.applied == 3 && p.waiting == 1).await;
+    assert_eq!(before.applied, 3, "everything but the early event applies");
     assert_eq!(h.balance(&opened).await, Decimal::new(0, 2));
+    assert_eq!(h.balance(&unrelated).await, Decimal::new(500, 2));
+    assert_eq!(h.count("parked_events").await, 1);
+    // The unrelated deposit is applied, but it was published after a parked event: atLeast waits.
+    assert_eq!(h.sequences().await, (4, 2));
+    assert!(!h.at_least_accepts(&unrelated).await);
+    assert!(h.at_least_accepts(&other_opened).await);
 
     h.publish(&first).await;
-    h.process_until(|p| p.applied == 2).await;
+    let after = h.process_until(|p| p.applied == 1).await;
+    assert_eq!(after.unparked, 1);
     assert_eq!(h.balance(&second).await, Decimal::new(300, 2));
-    assert_eq!(h.count("ledger_entries").await, 2);
+    assert_eq!(h.count("ledger_entries").await, 3);
+    assert_eq!(h.count("parked_events").await, 0);
+    assert_eq!(h.sequences().await, (5, 5));
+    assert!(h.at_least_accepts(&unrelated).await);
+    assert!(h.at_least_accepts(&second).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

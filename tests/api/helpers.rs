@@ -756,10 +756,10 @@ pub async fn test_settings(adjust: impl FnOnce(&mut Settings)) -> Settings {
         http_addr: "127.0.0.1:0".parse().expect("a socket address"),
         accounts: AccountsOptions {
             append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
+            relay_held_warn: accounts::relay::RELAY_HELD_WARN_DEFAULT,
         },
         reporting: ReportingOptions {
             at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,
-            ack_wait: reporting::state::ACK_WAIT_DEFAULT,
         },
         integrity: IntegritySettings::with_key(ed25519_dalek::SigningKey::from_bytes(
             &TEST_SIGNING_SEED,

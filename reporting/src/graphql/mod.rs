@@ -28,7 +28,7 @@ pub use inputs::{AccessLogFilterInput, AuditFilterInput};
 pub use outputs::{
     AccessLogEntry, AccessLogEntryConnection, AuditEntry, AuditEntryConnection, CurrencyTotal,
     EntryKind, HistoricalBalance, HistoricalBalanceConnection, HistoricalBalanceTotals, PageCursor,
-    ProjectionStatus, Statement, StatementEntry, StatementEntryConnection,
+    ProjectionStatus, RelayBlocker, Statement, StatementEntry, StatementEntryConnection,
 };
 
 pub type ReportingSchema = Schema<ReportingQueries, EmptyMutation, EmptySubscription>;
@@ -227,15 +227,17 @@ impl ReportingQuery {
         let at_least = parse_at_least(at_least.as_deref())?;
         state.consistent(at_least).await?;
         let status = queries::projection_status(&state.pool, &state.settings.stream).await?;
-        let lag_events = if ctx.look_ahead().field("lagEvents").exists() {
-            tokio::time::timeout(LAG_WAIT, state.consumer.lag_events())
-                .await
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
-        Ok(ProjectionStatus::with_lag(status, lag_events))
+        let look_ahead = ctx.look_ahead();
+        let lag =
+            if look_ahead.field("lagEvents").exists() || look_ahead.field("lagSeconds").exists() {
+                tokio::time::timeout(LAG_WAIT, state.consumer.lag())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else {
+                None
+            };
+        Ok(ProjectionStatus::new(status, lag, state.relay.current()))
     }
 
     /// Who looked at which report, newest first (auditor only).

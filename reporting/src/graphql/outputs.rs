@@ -266,33 +266,82 @@ impl From<queries::AuditEntry> for AuditEntry {
     }
 }
 
-/// Where the projection stands.
+/// Where the projection stands (DESIGN.md, "An honest watermark").
 #[derive(SimpleObject, Clone, Debug)]
 pub struct ProjectionStatus {
-    /// Event-store position of the last event applied ("0" before the first).
+    /// The watermark as a position: the highest event-store position applied together with
+    /// every event published before it ("0" before the first). Never decreases.
     pub position: String,
-    /// Events published but not yet applied; null when NATS cannot say.
+    /// Messages in the stream above the watermark; null when NATS cannot say.
     pub lag_events: Option<i64>,
+    /// Seconds since the oldest message above the watermark was published; null when NATS
+    /// cannot say.
+    pub lag_seconds: Option<f64>,
     pub updated_at: Option<DateTime>,
     pub applied_events: i64,
-    /// JetStream stream sequence of the last message applied or skipped.
+    /// JetStream stream sequence at or below which every message has been applied.
+    pub watermark_sequence: String,
+    /// JetStream stream sequence of the last message processed (applied, skipped or parked).
     pub stream_sequence: String,
+    /// Events waiting for a predecessor, or for a build that can read them; they hold the
+    /// watermark back.
+    pub parked_events: i64,
     /// Events refused because their hash chain did not match.
     pub integrity_alerts: i64,
     /// Accounts whose projection stopped at an integrity failure.
     pub halted_accounts: Vec<Uuid>,
+    /// The transaction that holds publication back, when one has for longer than the
+    /// relay's threshold; null otherwise (or when the relay's status is unknown).
+    pub relay_blocker: Option<RelayBlocker>,
+}
+
+/// A transaction left open somewhere in the database cluster, holding publication back.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct RelayBlocker {
+    /// PostgreSQL backend process id; `pg_terminate_backend(pid)` ends it.
+    pub pid: i32,
+    pub database: Option<String>,
+    pub state: Option<String>,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    /// How long the transaction has been open, in seconds.
+    pub open_for_seconds: f64,
+    /// Whether committed events are waiting behind it.
+    pub events_waiting: bool,
+}
+
+impl From<ledger::status::HorizonBlocker> for RelayBlocker {
+    fn from(b: ledger::status::HorizonBlocker) -> Self {
+        Self {
+            pid: b.pid,
+            database: b.database,
+            state: b.state,
+            application_name: b.application_name,
+            client_addr: b.client_addr,
+            open_for_seconds: b.open_for_secs,
+            events_waiting: b.events_waiting,
+        }
+    }
 }
 
 impl ProjectionStatus {
-    pub(crate) fn with_lag(status: queries::ProjectionStatus, lag_events: Option<i64>) -> Self {
+    pub(crate) fn new(
+        status: queries::ProjectionStatus,
+        lag: Option<crate::consumer::Lag>,
+        relay: Option<ledger::status::RelayStatus>,
+    ) -> Self {
         Self {
             position: status.position.unwrap_or(0).to_string(),
-            lag_events,
+            lag_events: lag.map(|l| l.events),
+            lag_seconds: lag.map(|l| l.seconds),
             updated_at: status.updated_at.map(DateTime),
             applied_events: status.applied_events,
-            stream_sequence: status.stream_sequence.to_string(),
+            watermark_sequence: status.watermark_sequence.to_string(),
+            stream_sequence: status.delivered_sequence.to_string(),
+            parked_events: status.parked_events,
             integrity_alerts: status.integrity_alerts,
             halted_accounts: status.halted_accounts.into_iter().map(Uuid).collect(),
+            relay_blocker: relay.and_then(|r| r.blocker).map(RelayBlocker::from),
         }
     }
 }

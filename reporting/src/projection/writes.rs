@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use ledger::{AccountEvent, Hash, RecordedEvent};
+
+use super::Delivery;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
@@ -68,10 +70,29 @@ struct Transfer {
     credit: Option<(Uuid, DateTime<Utc>)>,
 }
 
+/// An event waiting in `parked_events` for its predecessor.
+#[derive(Clone, Debug)]
+pub(crate) struct Parked {
+    pub stream_sequence: u64,
+    pub event: RecordedEvent,
+}
+
+impl Parked {
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            stream_sequence: self.stream_sequence,
+            event: self.event.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Writes {
     pub accounts: Vec<AccountRow>,
-    audit: Vec<RecordedEvent>,
+    /// Applied events with the stream sequence they came from.
+    audit: Vec<(RecordedEvent, i64)>,
+    park: Vec<Delivery>,
+    unpark: Vec<(Uuid, i64)>,
     history: Vec<HistoryRow>,
     entries: Vec<Entry>,
     transfers: BTreeMap<Uuid, Transfer>,
@@ -79,8 +100,30 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
-    pub fn audit(&mut self, event: &RecordedEvent) {
-        self.audit.push(event.clone());
+    pub fn audit(&mut self, delivery: &Delivery) {
+        self.audit
+            .push((delivery.event.clone(), delivery.stream_sequence as i64));
+    }
+
+    /// How many events this batch applies.
+    pub fn applied_events(&self) -> usize {
+        self.audit.len()
+    }
+
+    /// `(position, stream sequence)` of every event this batch applies.
+    pub fn applied_positions(&self) -> Vec<(i64, i64)> {
+        self.audit
+            .iter()
+            .map(|(event, sequence)| (event.position, *sequence))
+            .collect()
+    }
+
+    pub fn park(&mut self, delivery: &Delivery) {
+        self.park.push(delivery.clone());
+    }
+
+    pub fn unpark(&mut self, account_id: Uuid, stream_version: i64) {
+        self.unpark.push((account_id, stream_version));
     }
 
     pub fn history(&mut self, event: &RecordedEvent, balance: Decimal) {
@@ -167,7 +210,8 @@ impl Writes {
         self.entries.push(entry);
     }
 
-    pub async fn flush(self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
+    pub async fn flush(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        self.flush_parked(tx).await?;
         self.flush_audit(tx).await?;
         self.flush_accounts(tx).await?;
         self.flush_history(tx).await?;
@@ -176,30 +220,72 @@ impl Writes {
         self.flush_alerts(tx).await
     }
 
-    async fn flush_audit(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_parked(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        if !self.unpark.is_empty() {
+            sqlx::query(
+                "delete from reporting.parked_events p
+                 using unnest($1::uuid[], $2::int8[]) as u(account_id, stream_version)
+                 where p.account_id = u.account_id and p.stream_version = u.stream_version",
+            )
+            .bind(self.unpark.iter().map(|(a, _)| *a).collect::<Vec<_>>())
+            .bind(self.unpark.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !self.park.is_empty() {
+            // A republished copy of an event parked before replaces it: it arrived later.
+            let mut rows: BTreeMap<(Uuid, i64), &Delivery> = BTreeMap::new();
+            for delivery in &self.park {
+                rows.insert(
+                    (
+                        delivery.event.stream_id.as_uuid(),
+                        delivery.event.stream_version,
+                    ),
+                    delivery,
+                );
+            }
+            let rows: Vec<&Delivery> = rows.into_values().collect();
+            sqlx::query(
+                "insert into reporting.parked_events (account_id, stream_version, stream_sequence, event)
+                 select * from unnest($1::uuid[], $2::int8[], $3::int8[], $4::jsonb[])
+                 on conflict (account_id, stream_version) do nothing",
+            )
+            .bind(rows.iter().map(|d| d.event.stream_id.as_uuid()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|d| d.event.stream_version).collect::<Vec<_>>())
+            .bind(rows.iter().map(|d| d.stream_sequence as i64).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|d| serde_json::to_value(&d.event).expect("recorded events serialise to JSON"))
+                    .collect::<Vec<Value>>(),
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_audit(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         if self.audit.is_empty() {
             return Ok(());
         }
-        let events = &self.audit;
+        let sequences: Vec<i64> = self.audit.iter().map(|(_, s)| *s).collect();
+        let events: Vec<&RecordedEvent> = self.audit.iter().map(|(e, _)| e).collect();
         sqlx::query(
             "insert into reporting.audit_log
                  (position, event_id, event_type, event_version, account_id, stream_version, recorded_at, actor, roles,
                   correlation_id, causation_id, command_id, command_type, idempotency_key, client_addr,
-                  payload, metadata, prev_hash, hash)
+                  payload, metadata, prev_hash, hash, stream_sequence)
              select u.position, u.event_id, u.event_type, u.event_version, u.account_id, u.stream_version,
                     u.recorded_at, coalesce(u.metadata->>'actor', 'unknown'),
                     coalesce(array(select jsonb_array_elements_text(
                         case when jsonb_typeof(u.metadata->'roles') = 'array' then u.metadata->'roles' else '[]' end)), '{}'),
                     u.metadata->>'correlationId', u.metadata->>'causationId', u.metadata->>'commandId',
                     u.metadata->>'commandType', u.metadata->>'idempotencyKey', u.metadata->>'clientAddr',
-                    u.payload, u.metadata, u.prev_hash, u.hash
+                    u.payload, u.metadata, u.prev_hash, u.hash, u.stream_sequence
              from unnest($1::int8[], $2::uuid[], $3::text[], $4::int2[], $5::uuid[], $6::int8[], $7::timestamptz[],
-                         $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[])
+                         $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::int8[])
                   as u(position, event_id, event_type, event_version, account_id, stream_version, recorded_at,
-                       payload, metadata, prev_hash, hash)
+                       payload, metadata, prev_hash, hash, stream_sequence)
              on conflict (position) do nothing",
         )
         .bind(events.iter().map(|e| e.position).collect::<Vec<_>>())
@@ -218,15 +304,13 @@ impl Writes {
                 .collect::<Vec<_>>(),
         )
         .bind(events.iter().map(|e| e.hash.as_bytes().to_vec()).collect::<Vec<_>>())
+        .bind(sequences)
         .execute(&mut **tx)
         .await?;
         Ok(())
     }
 
-    async fn flush_accounts(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_accounts(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         let (new, changed): (Vec<&AccountRow>, Vec<&AccountRow>) =
             self.accounts.iter().partition(|a| a.is_new);
         if !new.is_empty() {
@@ -273,10 +357,7 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_history(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_history(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         if self.history.is_empty() {
             return Ok(());
         }
@@ -296,10 +377,7 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_entries(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_entries(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         if self.entries.is_empty() {
             return Ok(());
         }
@@ -328,10 +406,7 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_transfers(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_transfers(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         if self.transfers.is_empty() {
             return Ok(());
         }
@@ -363,10 +438,7 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_alerts(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    async fn flush_alerts(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         for alert in &self.alerts {
             sqlx::query(
                 "insert into reporting.integrity_alerts (account_id, event_id, position, stream_version, reason)

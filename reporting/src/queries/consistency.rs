@@ -2,9 +2,11 @@
 //! and a query given that position as `atLeast` waits (bounded) until the projection has
 //! applied it, or fails with STALE_READ.
 //!
-//! Positions are not applied in order (a transaction can commit after later ones),
-//! so "applied" means the audit log holds that very position, not that the
-//! checkpoint has passed it.
+//! Positions are not commit order, so "applied" cannot mean "the checkpoint passed it".
+//! It means what DESIGN.md's honest watermark says: the event at that position was
+//! applied from a stream sequence at or below the projection's watermark, so every
+//! event published before it (every command that committed before it was written)
+//! is applied too.
 
 use std::time::Duration;
 
@@ -63,9 +65,13 @@ pub async fn wait_for_position(
     let deadline = started + wait;
     loop {
         let applied: bool = sqlx::query_scalar(
-            "select exists (select 1 from reporting.audit_log where position = $1)",
+            "select exists (
+                 select 1 from reporting.audit_log a
+                 join reporting.projection_checkpoints c on c.stream = $2
+                 where a.position = $1 and a.stream_sequence <= c.watermark_sequence)",
         )
         .bind(position.0)
+        .bind(stream)
         .fetch_one(pool)
         .await?;
         if applied {

@@ -43,7 +43,7 @@ pub enum QueryError {
     AccountNotFound(uuid::Uuid),
     /// The projection has not applied `wanted` within the wait.
     #[error(
-        "atLeast: position {wanted} is not projected yet (waited {waited_ms} ms; the projection checkpoint is at position {}); retry shortly",
+        "atLeast: position {wanted} is not projected yet (waited {waited_ms} ms; the projection watermark is at position {}); retry shortly",
         checkpoint.map_or_else(|| "0".to_string(), |p| p.to_string())
     )]
     Stale {

@@ -12,10 +12,15 @@ pub const HALTED_ACCOUNTS_MAX: i64 = 1_000;
 /// The projection's checkpoint and health, as the read models record them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectionStatus {
-    /// Event-store position of the last event applied; `None` before the first.
+    /// The highest event-store position applied together with everything published
+    /// before it (the watermark as a position); `None` before the first. Never decreases.
     pub position: Option<i64>,
-    /// JetStream stream sequence of the last message applied or skipped.
-    pub stream_sequence: i64,
+    /// JetStream stream sequence at or below which every message has been applied.
+    pub watermark_sequence: i64,
+    /// JetStream stream sequence of the last message processed (applied, skipped or parked).
+    pub delivered_sequence: i64,
+    /// Events waiting for a predecessor (or for a build that can read them).
+    pub parked_events: i64,
     pub applied_events: i64,
     pub updated_at: Option<DateTime<Utc>>,
     /// Events refused because their hash chain did not match.
@@ -30,7 +35,8 @@ pub async fn projection_status(
     stream: &str,
 ) -> Result<ProjectionStatus, QueryError> {
     let checkpoint = sqlx::query(
-        "select position, stream_sequence, applied_events, updated_at
+        "select position, watermark_sequence, delivered_sequence, applied_events, updated_at,
+                (select count(*) from reporting.parked_events) as parked_events
          from reporting.projection_checkpoints where stream = $1",
     )
     .bind(stream)
@@ -49,7 +55,9 @@ pub async fn projection_status(
     let status = match checkpoint {
         Some(row) => ProjectionStatus {
             position: row.try_get("position")?,
-            stream_sequence: row.try_get("stream_sequence")?,
+            watermark_sequence: row.try_get("watermark_sequence")?,
+            delivered_sequence: row.try_get("delivered_sequence")?,
+            parked_events: row.try_get("parked_events")?,
             applied_events: row.try_get("applied_events")?,
             updated_at: row.try_get("updated_at")?,
             integrity_alerts,
@@ -57,7 +65,9 @@ pub async fn projection_status(
         },
         None => ProjectionStatus {
             position: None,
-            stream_sequence: 0,
+            watermark_sequence: 0,
+            delivered_sequence: 0,
+            parked_events: 0,
             applied_events: 0,
             updated_at: None,
             integrity_alerts,

@@ -71,7 +71,8 @@ impl TestDb {
             .projector
             .apply_batch(&deliveries)
             .await
-            .expect("apply a batch");
+            .expect("apply a batch")
+            .dispositions;
         for (delivery, disposition) in deliveries.iter().zip(&dispositions) {
             assert_eq!(
                 disposition,
@@ -98,6 +99,7 @@ impl TestDb {
             .apply_batch(&deliveries)
             .await
             .expect("apply a batch")
+            .dispositions
     }
 }
 
@@ -119,10 +121,7 @@ impl TestApi {
         let nats = async_nats::connect(settings.url.as_str())
             .await
             .expect("NATS is reachable (start it with scripts/services)");
-        let options = ReportingOptions {
-            at_least_wait,
-            ack_wait: Duration::from_secs(30),
-        };
+        let options = ReportingOptions { at_least_wait };
         let state = ReportingState::new(db.pool.clone(), nats, settings, options);
         let schema = schema(state.clone());
         Self { db, state, schema }
