@@ -168,7 +168,8 @@ impl Application {
                         all
                     })
                 });
-                let routes = service_routes(schema, readiness)
+                let sdl = schema.sdl();
+                let routes = service_routes(schema, &sdl, readiness)
                     .merge(reporting::startup::extra_routes(reporting));
                 with_common_layers(routes, keys)
             }

@@ -59,7 +59,7 @@ pub enum Outcome {
 pub enum CommandError {
     #[error(transparent)]
     Domain(#[from] DomainError),
-    #[error("idempotencyKey: {key:?} was already used for a different request")]
+    #[error("{key:?} was already used for a different request")]
     IdempotencyKeyReused { key: String },
     #[error(
         "the account changed concurrently {attempts} times; retry the request with the same idempotency key"

@@ -103,5 +103,6 @@ pub fn app(state: AccountsState, keys: Arc<TokenKeys>) -> Router {
         let state = state.clone();
         Box::pin(async move { state.checks().await })
     });
-    with_common_layers(service_routes(schema, readiness), keys)
+    let sdl = schema.sdl();
+    with_common_layers(service_routes(schema, &sdl, readiness), keys)
 }

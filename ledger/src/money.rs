@@ -79,6 +79,18 @@ impl Currency {
     pub fn zero(&self) -> Decimal {
         Decimal::new(0, self.minor_units())
     }
+
+    /// `value` as this currency shows it: exactly its minor units (`5` USD as `5.00`).
+    /// A value with more places (never produced by Folio) is shown as it is, unrounded.
+    pub fn display(&self, value: Decimal) -> Decimal {
+        let mut shown = value.normalize();
+        if shown.scale() <= self.minor_units() {
+            shown.rescale(self.minor_units());
+            shown
+        } else {
+            value
+        }
+    }
 }
 
 impl fmt::Debug for Currency {
@@ -166,6 +178,89 @@ impl fmt::Display for Money {
     }
 }
 
+/// The most digits a decimal written by a client may have (before and after the point).
+/// `rust_decimal` holds 28 exactly; more could only be kept by rounding, which Folio never does.
+pub const DECIMAL_DIGITS_MAX: usize = 28;
+
+/// Why a decimal string does not follow the one grammar Folio reads amounts in
+/// (`../shared/API.md`, "Errors that every operation shares"): an optional `-` (only where
+/// a field is signed), digits without leading zeros, and at most one point followed by at
+/// least one digit. No exponent, `_`, `+`, blanks, or rounding.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalTextError {
+    #[error("must not be empty; write a decimal number such as \"100.50\"")]
+    Empty,
+    #[error("must not have blanks; write a decimal number such as \"100.50\"")]
+    Blank,
+    #[error("must not have an exponent ({text:?}); write the digits out, such as \"1000\"")]
+    Exponent { text: String },
+    #[error("must not have '_' ({text:?}); write the digits only, such as \"1000\"")]
+    Underscore { text: String },
+    #[error("must not have a '+' sign ({text:?})")]
+    Plus { text: String },
+    #[error("must not have leading zeros ({text:?})")]
+    LeadingZero { text: String },
+    #[error("must have digits on both sides of the point ({text:?})")]
+    LonelyPoint { text: String },
+    #[error(
+        "{text:?} is not a decimal number; write digits with at most one point, such as \"100.50\""
+    )]
+    NotDecimal { text: String },
+    #[error("has more than {DECIMAL_DIGITS_MAX} digits; it cannot be held without rounding")]
+    TooManyDigits,
+}
+
+/// Reads `text` as an exact decimal by the grammar of [`DecimalTextError`]; the value keeps
+/// every digit written (`"10.000"` is 10.000). Whether a sign is allowed is the caller's
+/// rule: this accepts a leading `-`.
+pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalTextError> {
+    let shown = || text.chars().take(64).collect::<String>();
+    if text.is_empty() {
+        return Err(DecimalTextError::Empty);
+    }
+    if text.chars().any(char::is_whitespace) {
+        return Err(DecimalTextError::Blank);
+    }
+    if text.contains(['e', 'E'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || ".-+eE".contains(c))
+    {
+        return Err(DecimalTextError::Exponent { text: shown() });
+    }
+    if text.contains('_') {
+        return Err(DecimalTextError::Underscore { text: shown() });
+    }
+    if text.starts_with('+') {
+        return Err(DecimalTextError::Plus { text: shown() });
+    }
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if fraction.is_some_and(|f| f.is_empty()) || whole.is_empty() {
+        if unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && unsigned.matches('.').count() == 1
+            && unsigned.len() > 1
+        {
+            return Err(DecimalTextError::LonelyPoint { text: shown() });
+        }
+        return Err(DecimalTextError::NotDecimal { text: shown() });
+    }
+    if !digits(whole) || !fraction.is_none_or(digits) {
+        return Err(DecimalTextError::NotDecimal { text: shown() });
+    }
+    if whole.len() > 1 && whole.starts_with('0') {
+        return Err(DecimalTextError::LeadingZero { text: shown() });
+    }
+    if whole.len() + fraction.map_or(0, str::len) > DECIMAL_DIGITS_MAX {
+        return Err(DecimalTextError::TooManyDigits);
+    }
+    Decimal::from_str_exact(text).map_err(|_| DecimalTextError::TooManyDigits)
+}
+
 /// A limit such as an overdraft: zero or more, at most [`AMOUNT_MAX`], at the currency's scale.
 pub fn parse_limit(value: Decimal, currency: Currency) -> Result<Decimal, MoneyError> {
     if value < Decimal::ZERO {
@@ -249,6 +344,79 @@ mod tests {
         );
         let three_places = PositiveAmount::parse(dec("10.005")).expect("amount");
         assert!(Money::of(three_places, usd).is_err());
+    }
+
+    #[test]
+    fn decimals_follow_one_strict_grammar() {
+        for (text, value) in [
+            ("0", "0"),
+            ("10", "10"),
+            ("10.00", "10.00"),
+            ("0.5", "0.5"),
+            ("-12.50", "-12.50"),
+            ("1000000000000", "1000000000000"),
+            ("10.000000000000000000000000", "10.000000000000000000000000"),
+        ] {
+            assert_eq!(
+                parse_decimal(text).map(|d| d.to_string()),
+                Ok(value.to_string()),
+                "{text}"
+            );
+        }
+        for (text, refusal) in [
+            ("", DecimalTextError::Empty),
+            (" 1", DecimalTextError::Blank),
+            ("1 000", DecimalTextError::Blank),
+            ("1e3", DecimalTextError::Exponent { text: "1e3".into() }),
+            (
+                "1.5E-2",
+                DecimalTextError::Exponent {
+                    text: "1.5E-2".into(),
+                },
+            ),
+            (
+                "1_000",
+                DecimalTextError::Underscore {
+                    text: "1_000".into(),
+                },
+            ),
+            ("1_0", DecimalTextError::Underscore { text: "1_0".into() }),
+            ("+1", DecimalTextError::Plus { text: "+1".into() }),
+            ("01", DecimalTextError::LeadingZero { text: "01".into() }),
+            (
+                "-00.5",
+                DecimalTextError::LeadingZero {
+                    text: "-00.5".into(),
+                },
+            ),
+            ("10.", DecimalTextError::LonelyPoint { text: "10.".into() }),
+            (".5", DecimalTextError::LonelyPoint { text: ".5".into() }),
+            (
+                "1.2.3",
+                DecimalTextError::NotDecimal {
+                    text: "1.2.3".into(),
+                },
+            ),
+            ("ten", DecimalTextError::NotDecimal { text: "ten".into() }),
+            (
+                "0x10",
+                DecimalTextError::NotDecimal {
+                    text: "0x10".into(),
+                },
+            ),
+            ("--1", DecimalTextError::NotDecimal { text: "--1".into() }),
+            ("NaN", DecimalTextError::NotDecimal { text: "NaN".into() }),
+            (
+                "10.000000000000000000000000000001",
+                DecimalTextError::TooManyDigits,
+            ),
+            (
+                "99999999999999999999999999999",
+                DecimalTextError::TooManyDigits,
+            ),
+        ] {
+            assert_eq!(parse_decimal(text), Err(refusal), "{text:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc, sync::OnceLock, time::Duration};
 use async_graphql::Executor;
 use axum::{
     Extension, Json, Router,
+    extract::DefaultBodyLimit,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -13,15 +14,14 @@ use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::{limit::RequestBodyLimitLayer, trace::TraceLayer};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
+    ApiError,
     auth::TokenKeys,
-    graphql::{graphiql, graphql_handler},
+    graphql::{REQUEST_BODY_BYTES_MAX, error_response, graphiql, graphql_handler},
+    input_check::InputSchema,
 };
-
-/// The largest request body accepted (a GraphQL request is a few KiB).
-pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// How long a readiness probe waits for a dependency before calling it down.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -29,11 +29,13 @@ pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 pub type Readiness = Arc<dyn Fn() -> BoxFuture<'static, Vec<Check>> + Send + Sync>;
 
 /// The routes every service serves: `POST /graphql`, GraphiQL at `/`, `/healthz`,
-/// `/readyz` and `/metrics`. Add service-specific routes, then [`with_common_layers`].
-pub fn service_routes<E>(executor: E, readiness: Readiness) -> Router
+/// `/readyz` and `/metrics`. `sdl` is the schema's SDL, from which the input checks are
+/// built. Add service-specific routes, then [`with_common_layers`].
+pub fn service_routes<E>(executor: E, sdl: &str, readiness: Readiness) -> Router
 where
     E: Executor + Clone,
 {
+    let inputs = Arc::new(InputSchema::from_sdl(sdl));
     let ready = move || {
         let readiness = readiness.clone();
         async move { readiness_response(&readiness().await) }
@@ -45,14 +47,31 @@ where
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(Extension(executor))
+        .layer(Extension(inputs))
 }
 
-/// Adds what every service's router needs: the token keys, the body limit and request tracing (outermost).
+/// Adds what every service's router needs: the token keys, the body limit, an answer in
+/// the contract's shape for a handler that panics (the process carries on), and request
+/// tracing (outermost).
 pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>) -> Router {
     router
         .layer(Extension(keys))
-        .layer(RequestBodyLimitLayer::new(REQUEST_BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
+}
+
+/// HTTP 500 with a GraphQL-shaped INTERNAL error; the panic is logged, never sent.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &ApiError::internal(format!("a request handler panicked: {detail}")),
+    )
 }
 
 /// `GET /healthz`: the process is alive.

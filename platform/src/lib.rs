@@ -9,8 +9,11 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod document;
 pub mod graphql;
 pub mod http;
+pub mod input_check;
+pub mod json;
 pub mod messaging;
 pub mod scalars;
 pub mod telemetry;

@@ -1,15 +1,19 @@
 //! The GraphQL scalars of API.md, shared by both services so the merged schema has one of each.
 //!
-//! Each checks its input during validation (`is_valid`), so a malformed value is refused
-//! before anything runs, with an error naming the argument path (`input.amount`) and the
-//! expected form. `Decimal` is accepted only as a JSON string: a JSON number would have
-//! passed through a binary float.
+//! Each input is checked before anything runs, by [`check`] (called from
+//! [`crate::input_check`] with the input's path), so a malformed value is refused naming
+//! the input (`input.amount`) and the expected form. `Decimal` is accepted only as a JSON
+//! string in the one grammar of [`ledger::money::parse_decimal`]: a JSON number would have
+//! passed through a binary float, and nothing is ever rounded.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::{DateTime as ChronoDateTime, Utc};
+use ledger::{Currency, ErrorCode};
 use serde::Serialize;
+
+use crate::ApiError;
 
 /// How each scalar is written, appended to validation errors that name the type.
 pub const SCALAR_FORMS: [(&str, &str); 3] = [
@@ -28,14 +32,65 @@ pub const SCALAR_FORMS: [(&str, &str); 3] = [
 ];
 
 /// An exact decimal number, sent and received as a JSON string (`"100.50"`), never a float.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+///
+/// It serialises (for fingerprints and logs, not GraphQL) as its normalised value, so
+/// `"10"` and `"10.00"` read as one and the same number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Decimal(pub rust_decimal::Decimal);
+
+impl Serialize for Decimal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.normalize().to_string())
+    }
+}
 
 fn parse_decimal(value: &Value) -> Option<rust_decimal::Decimal> {
     match value {
-        Value::String(s) => rust_decimal::Decimal::from_str(s.trim()).ok(),
+        Value::String(s) => ledger::money::parse_decimal(s).ok(),
         _ => None,
+    }
+}
+
+/// Why `value` is not acceptable as the custom scalar `type_name`, if it is not; `None`
+/// for a good value or a type that is not one of these scalars. The refusal names no
+/// field: the caller knows the input's path.
+pub fn check(type_name: &str, value: &Value) -> Option<ApiError> {
+    match type_name {
+        "Decimal" => match value {
+            Value::String(text) => ledger::money::parse_decimal(text)
+                .err()
+                .map(|e| ApiError::new(ErrorCode::InvalidAmount, e.to_string())),
+            _ => Some(ApiError::new(
+                ErrorCode::InvalidAmount,
+                format!("must be {}, not a JSON {}", SCALAR_FORMS[0].1, kind(value)),
+            )),
+        },
+        "UUID" => parse_uuid(value).is_none().then(|| {
+            ApiError::new(
+                ErrorCode::Validation,
+                format!("must be {}", SCALAR_FORMS[1].1),
+            )
+        }),
+        "DateTime" => parse_datetime(value).is_none().then(|| {
+            ApiError::new(
+                ErrorCode::Validation,
+                format!("must be {}", SCALAR_FORMS[2].1),
+            )
+        }),
+        _ => None,
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Boolean(_) => "boolean",
+        Value::Binary(_) => "binary value",
+        Value::Enum(_) => "enum value",
+        Value::List(_) => "list",
+        Value::Object(_) => "object",
     }
 }
 
@@ -63,6 +118,13 @@ impl From<rust_decimal::Decimal> for Decimal {
     }
 }
 
+impl Decimal {
+    /// An amount of `currency`, shown with exactly its minor units (`0` USD as `0.00`).
+    pub fn money(value: rust_decimal::Decimal, currency: Currency) -> Self {
+        Self(currency.display(value))
+    }
+}
+
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -76,7 +138,7 @@ pub struct Uuid(pub uuid::Uuid);
 
 fn parse_uuid(value: &Value) -> Option<uuid::Uuid> {
     match value {
-        Value::String(s) => uuid::Uuid::parse_str(s.trim()).ok(),
+        Value::String(s) => uuid::Uuid::parse_str(s).ok(),
         _ => None,
     }
 }
@@ -115,7 +177,7 @@ pub struct DateTime(pub ChronoDateTime<Utc>);
 
 fn parse_datetime(value: &Value) -> Option<ChronoDateTime<Utc>> {
     match value {
-        Value::String(s) => ChronoDateTime::parse_from_rfc3339(s.trim())
+        Value::String(s) => ChronoDateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.with_timezone(&Utc)),
         _ => None,

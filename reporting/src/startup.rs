@@ -19,7 +19,7 @@ pub fn app(state: ReportingState, keys: Arc<TokenKeys>) -> Router {
         Box::pin(async move { state.checks().await })
     });
     with_common_layers(
-        service_routes(schema, readiness).merge(extra_routes(state)),
+        service_routes(schema.clone(), &schema.sdl(), readiness).merge(extra_routes(state)),
         keys,
     )
 }

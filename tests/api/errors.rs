@@ -53,7 +53,7 @@ async fn invalid_text_fields_are_validation_errors_naming_the_field() {
             teller,
             json!({ "holder": "Ada", "currency": "USD", "overdraftLimit": "-5", "idempotencyKey": key() }),
         ),
-        "VALIDATION",
+        "INVALID_AMOUNT",
         "overdraftLimit",
     )
     .await;
@@ -96,7 +96,7 @@ async fn a_decimal_sent_as_a_json_number_is_refused() {
             app.teller(),
             json!({ "accountId": account.id, "amount": 0.1, "idempotencyKey": key() }),
         ),
-        "VALIDATION",
+        "INVALID_AMOUNT",
         "amount",
     )
     .await;

@@ -465,6 +465,19 @@ impl TestApp {
             answer.body
         );
         assert_message_names(&answer, field);
+        if !matches!(code, "FORBIDDEN" | "UNAUTHENTICATED") {
+            let path = if field.contains('.') {
+                field.to_string()
+            } else {
+                format!("input.{field}")
+            };
+            assert_eq!(
+                answer.body["errors"][0]["extensions"]["field"],
+                json!(path),
+                "extensions.field names the input: {}",
+                answer.body
+            );
+        }
         assert!(
             answer.body["data"].is_null()
                 || answer.body["data"]

@@ -1,7 +1,7 @@
 //! The plain HTTP surface and the request limits: health, readiness, GraphiQL, metrics,
 //! the request body limit and the query depth limit.
 
-use platform::{graphql::QUERY_DEPTH_MAX, http::REQUEST_BODY_BYTES_MAX};
+use platform::graphql::{QUERY_DEPTH_MAX, REQUEST_BODY_BYTES_MAX};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 

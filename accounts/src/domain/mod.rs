@@ -112,12 +112,25 @@ impl Command {
     }
 }
 
-/// Why a command was refused. Each variant maps to exactly one [`ErrorCode`].
+/// What a refusal is about, so that the edge can name the input that carries it
+/// (`extensions.field`) without the domain knowing any GraphQL field names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// One of the accounts the command names.
+    Account(AccountId),
+    /// The amount the command moves.
+    Amount,
+    /// The second account of a transfer, as such (it is the same as the first).
+    Counterparty,
+}
+
+/// Why a command was refused. Each variant maps to exactly one [`ErrorCode`], and names
+/// what it is about ([`DomainError::subject`]); messages name no input field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    #[error("accountId: no account {0}")]
+    #[error("no account {0}")]
     AccountNotFound(AccountId),
-    #[error("accountId: account {0} already exists")]
+    #[error("account {0} already exists")]
     AccountAlreadyExists(AccountId),
     #[error("account {0} is frozen and takes no debits or credits")]
     AccountFrozen(AccountId),
@@ -128,7 +141,7 @@ pub enum DomainError {
     #[error("account {0} is closed")]
     AccountClosed(AccountId),
     #[error(
-        "amount: {requested} {currency} exceeds what account {account_id} can pay ({available} {currency}: balance plus overdraft limit)"
+        "{requested} {currency} exceeds what account {account_id} can pay ({available} {currency}: balance plus overdraft limit)"
     )]
     InsufficientFunds {
         account_id: AccountId,
@@ -136,15 +149,15 @@ pub enum DomainError {
         available: Decimal,
         currency: Currency,
     },
-    #[error("toAccountId: account {to_account} holds {to}, but the source account holds {from}")]
+    #[error("account {to_account} holds {to}, but the source account holds {from}")]
     CurrencyMismatch {
         from: Currency,
         to: Currency,
         to_account: AccountId,
     },
-    #[error("amount: {0}")]
+    #[error("{0}")]
     InvalidAmount(MoneyError),
-    #[error("toAccountId: a transfer needs two different accounts")]
+    #[error("a transfer needs two different accounts")]
     SameAccount,
     #[error(
         "account {account_id} has a balance of {balance} {currency}; only an account at zero can be closed"
@@ -168,6 +181,22 @@ impl DomainError {
             Self::InvalidAmount(_) => ErrorCode::InvalidAmount,
             Self::SameAccount => ErrorCode::SameAccount,
             Self::NonzeroBalance { .. } => ErrorCode::NonzeroBalance,
+        }
+    }
+
+    /// What the refusal is about.
+    pub fn subject(&self) -> Subject {
+        match self {
+            Self::AccountNotFound(id)
+            | Self::AccountAlreadyExists(id)
+            | Self::AccountFrozen(id)
+            | Self::AlreadyFrozen(id)
+            | Self::NotFrozen(id)
+            | Self::AccountClosed(id)
+            | Self::NonzeroBalance { account_id: id, .. } => Subject::Account(*id),
+            Self::CurrencyMismatch { to_account, .. } => Subject::Account(*to_account),
+            Self::InsufficientFunds { .. } | Self::InvalidAmount(_) => Subject::Amount,
+            Self::SameAccount => Subject::Counterparty,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use async_graphql::InputObject;
 use ledger::{
-    AccountId, Currency, ErrorCode, Hash, PositiveAmount, TransferId, hashing::canonical_json,
+    AccountId, Currency, Hash, PositiveAmount, TransferId, hashing::canonical_json,
     money::parse_limit,
 };
 use platform::{
@@ -83,44 +83,55 @@ pub(crate) fn fingerprint(command_type: &str, input: &impl Serialize) -> Hash {
     Hash::from_bytes(hasher.finalize().into())
 }
 
-fn idempotency_key(raw: &str) -> Result<String, ApiError> {
+/// `base.name`: the path of an input field as the client wrote it.
+pub(crate) fn path(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}.{name}")
+    }
+}
+
+fn idempotency_key(base: &str, raw: &str) -> Result<String, ApiError> {
+    let field = path(base, "idempotencyKey");
     let key = raw.trim();
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX {
         return Err(ApiError::validation(
-            "idempotencyKey",
+            &field,
             format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} characters"),
         ));
     }
     if key.chars().any(char::is_control) {
         return Err(ApiError::validation(
-            "idempotencyKey",
+            &field,
             "must not contain control characters",
         ));
     }
     Ok(key.to_string())
 }
 
-fn amount(value: Decimal) -> Result<PositiveAmount, ApiError> {
-    PositiveAmount::parse(value.0)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("amount: {e}")))
+fn amount(base: &str, value: Decimal) -> Result<PositiveAmount, ApiError> {
+    PositiveAmount::parse(value.0).map_err(|e| ApiError::invalid_amount(&path(base, "amount"), e))
 }
 
-fn reference(raw: &Option<String>) -> Result<Option<Reference>, ApiError> {
+fn reference(base: &str, raw: &Option<String>) -> Result<Option<Reference>, ApiError> {
     raw.as_deref()
         .map(Reference::parse)
         .transpose()
-        .map_err(|e| ApiError::validation("reference", e))
+        .map_err(|e| ApiError::validation(&path(base, "reference"), e))
 }
 
 impl OpenAccountInput {
-    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
-        let key = idempotency_key(&self.idempotency_key)?;
-        let holder = Holder::parse(&self.holder).map_err(|e| ApiError::validation("holder", e))?;
-        let currency =
-            Currency::parse(&self.currency).map_err(|e| ApiError::validation("currency", e))?;
+    /// The command and idempotency key; `base` is the input's path (`input`).
+    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let holder = Holder::parse(&self.holder)
+            .map_err(|e| ApiError::validation(&path(base, "holder"), e))?;
+        let currency = Currency::parse(&self.currency)
+            .map_err(|e| ApiError::validation(&path(base, "currency"), e))?;
         let overdraft_limit =
             parse_limit(self.overdraft_limit.map_or(Amount::ZERO, |d| d.0), currency)
-                .map_err(|e| ApiError::validation("overdraftLimit", e))?;
+                .map_err(|e| ApiError::invalid_amount(&path(base, "overdraftLimit"), e))?;
         let command = Command::Open(OpenAccount {
             account_id: self
                 .account_id
@@ -136,23 +147,25 @@ impl OpenAccountInput {
 
 /// The parts a deposit and a withdrawal share.
 fn movement(
+    base: &str,
     account_id: Uuid,
     value: Decimal,
     raw_reference: &Option<String>,
     raw_key: &str,
 ) -> Result<(AccountId, PositiveAmount, Option<Reference>, String), ApiError> {
-    let key = idempotency_key(raw_key)?;
+    let key = idempotency_key(base, raw_key)?;
     Ok((
         AccountId::from_uuid(account_id.0),
-        amount(value)?,
-        reference(raw_reference)?,
+        amount(base, value)?,
+        reference(base, raw_reference)?,
         key,
     ))
 }
 
 impl DepositInput {
-    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
         let (account_id, amount, reference, key) = movement(
+            base,
             self.account_id,
             self.amount,
             &self.reference,
@@ -168,8 +181,9 @@ impl DepositInput {
 }
 
 impl WithdrawInput {
-    pub(crate) fn parse(&self) -> Result<(Command, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
         let (account_id, amount, reference, key) = movement(
+            base,
             self.account_id,
             self.amount,
             &self.reference,
@@ -185,23 +199,24 @@ impl WithdrawInput {
 }
 
 impl TransferInput {
-    pub(crate) fn parse(&self) -> Result<(Transfer, String), ApiError> {
-        let key = idempotency_key(&self.idempotency_key)?;
+    pub(crate) fn parse(&self, base: &str) -> Result<(Transfer, String), ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
         let transfer = Transfer {
             transfer_id: TransferId::generate(),
             from: AccountId::from_uuid(self.from_account_id.0),
             to: AccountId::from_uuid(self.to_account_id.0),
-            amount: amount(self.amount)?,
-            reference: reference(&self.reference)?,
+            amount: amount(base, self.amount)?,
+            reference: reference(base, &self.reference)?,
         };
         Ok((transfer, key))
     }
 }
 
 impl AccountStatusInput {
-    fn parse(&self) -> Result<(ChangeStatus, String), ApiError> {
-        let key = idempotency_key(&self.idempotency_key)?;
-        let reason = Reason::parse(&self.reason).map_err(|e| ApiError::validation("reason", e))?;
+    fn parse(&self, base: &str) -> Result<(ChangeStatus, String), ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let reason = Reason::parse(&self.reason)
+            .map_err(|e| ApiError::validation(&path(base, "reason"), e))?;
         Ok((
             ChangeStatus {
                 account_id: AccountId::from_uuid(self.account_id.0),
@@ -211,21 +226,23 @@ impl AccountStatusInput {
         ))
     }
 
-    pub(crate) fn freeze(&self) -> Result<(Command, String), ApiError> {
-        self.parse().map(|(c, k)| (Command::Freeze(c), k))
+    pub(crate) fn freeze(&self, base: &str) -> Result<(Command, String), ApiError> {
+        self.parse(base).map(|(c, k)| (Command::Freeze(c), k))
     }
 
-    pub(crate) fn unfreeze(&self) -> Result<(Command, String), ApiError> {
-        self.parse().map(|(c, k)| (Command::Unfreeze(c), k))
+    pub(crate) fn unfreeze(&self, base: &str) -> Result<(Command, String), ApiError> {
+        self.parse(base).map(|(c, k)| (Command::Unfreeze(c), k))
     }
 
-    pub(crate) fn close(&self) -> Result<(Command, String), ApiError> {
-        self.parse().map(|(c, k)| (Command::Close(c), k))
+    pub(crate) fn close(&self, base: &str) -> Result<(Command, String), ApiError> {
+        self.parse(base).map(|(c, k)| (Command::Close(c), k))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use ledger::ErrorCode;
+
     use super::*;
 
     fn deposit(amount: &str, key: &str) -> DepositInput {
@@ -241,24 +258,30 @@ mod tests {
     fn the_fingerprint_ignores_the_idempotency_key_but_not_the_content() {
         let one = fingerprint("deposit", &deposit("10", "a"));
         assert_eq!(one, fingerprint("deposit", &deposit("10", "b")));
+        assert_eq!(
+            one,
+            fingerprint("deposit", &deposit("10.00", "a")),
+            "the parsed amount counts, not its spelling"
+        );
         assert_ne!(one, fingerprint("deposit", &deposit("11", "a")));
         assert_ne!(one, fingerprint("withdraw", &deposit("10", "a")));
     }
 
     #[test]
     fn refusals_name_the_field_and_code() {
-        let Err(error) = deposit("0", "k").parse() else {
+        let Err(error) = deposit("0", "k").parse("input") else {
             panic!("zero amount accepted");
         };
         assert_eq!(error.code, ErrorCode::InvalidAmount);
-        assert!(error.message.starts_with("amount: "), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("input.amount"));
 
-        let Err(error) = deposit("1", " ").parse() else {
+        let Err(error) = deposit("1", " ").parse("input") else {
             panic!("blank key accepted");
         };
         assert_eq!(error.code, ErrorCode::Validation);
+        assert_eq!(error.field.as_deref(), Some("input.idempotencyKey"));
         assert!(
-            error.message.starts_with("idempotencyKey: "),
+            error.client_message().starts_with("input.idempotencyKey: "),
             "{}",
             error.message
         );
@@ -273,10 +296,10 @@ mod tests {
             overdraft_limit: None,
             idempotency_key: "k".into(),
         };
-        let Err(error) = input.parse() else {
+        let Err(error) = input.parse("input") else {
             panic!("unknown currency accepted");
         };
         assert_eq!(error.code, ErrorCode::Validation);
-        assert!(error.message.starts_with("currency: "), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("input.currency"));
     }
 }

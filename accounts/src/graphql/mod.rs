@@ -16,7 +16,7 @@ use platform::{
 
 use crate::{
     commands::{AccountsService, CommandContext, CommandError, Outcome},
-    domain::Command,
+    domain::{Command, Subject},
 };
 
 pub use inputs::{
@@ -56,10 +56,11 @@ impl AccountsQuery {
     /// The account as the event store knows it right now (strongly consistent; null if there is none).
     #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<AccountView>, ApiError> {
+        let fields = InputFields::of("").account(Some(id), "id");
         let account = service(ctx)?
             .account(AccountId::from_uuid(id.0))
             .await
-            .map_err(command_error)?;
+            .map_err(|e| command_error(e, &fields))?;
         account.map(AccountView::try_from).transpose()
     }
 }
@@ -76,7 +77,8 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: OpenAccountInput,
     ) -> Result<AccountPayload, ApiError> {
-        execute(ctx, "openAccount", input.parse(), &input).await
+        let fields = InputFields::of(INPUT).account(input.account_id, "accountId");
+        execute(ctx, "openAccount", input.parse(INPUT), &input, &fields).await
     }
 
     /// Credits an account (teller).
@@ -86,7 +88,8 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: DepositInput,
     ) -> Result<MovementPayload, ApiError> {
-        execute(ctx, "deposit", input.parse(), &input).await
+        let fields = InputFields::movement(input.account_id);
+        execute(ctx, "deposit", input.parse(INPUT), &input, &fields).await
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
@@ -96,7 +99,8 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: WithdrawInput,
     ) -> Result<MovementPayload, ApiError> {
-        execute(ctx, "withdraw", input.parse(), &input).await
+        let fields = InputFields::movement(input.account_id);
+        execute(ctx, "withdraw", input.parse(INPUT), &input, &fields).await
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
@@ -106,13 +110,17 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: TransferInput,
     ) -> Result<TransferPayload, ApiError> {
-        let (transfer, key) = input.parse()?;
-        let from = transfer.from;
+        let (transfer, key) = input.parse(INPUT)?;
+        let fields = InputFields::of(INPUT)
+            .account(Some(input.from_account_id), "fromAccountId")
+            .account(Some(input.to_account_id), "toAccountId")
+            .amount()
+            .counterparty("toAccountId");
         let context = command_context(ctx, "transfer", key, &input)?;
         let outcome = service(ctx)?
             .transfer(&context, transfer)
             .await
-            .map_err(|e| transfer_error(e, from))?;
+            .map_err(|e| command_error(e, &fields))?;
         TransferPayload::try_from(outcome)
     }
 
@@ -123,7 +131,8 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        execute(ctx, "freezeAccount", input.freeze(), &input).await
+        let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
+        execute(ctx, "freezeAccount", input.freeze(INPUT), &input, &fields).await
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
@@ -133,7 +142,15 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        execute(ctx, "unfreezeAccount", input.unfreeze(), &input).await
+        let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
+        execute(
+            ctx,
+            "unfreezeAccount",
+            input.unfreeze(INPUT),
+            &input,
+            &fields,
+        )
+        .await
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
@@ -143,7 +160,74 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
-        execute(ctx, "closeAccount", input.close(), &input).await
+        let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
+        execute(ctx, "closeAccount", input.close(INPUT), &input, &fields).await
+    }
+}
+
+/// The argument every mutation takes its input in.
+const INPUT: &str = "input";
+
+/// Where a mutation's inputs are, so a refusal names the one it is about
+/// (`extensions.field`, `../shared/API.md`).
+pub(crate) struct InputFields {
+    base: String,
+    accounts: Vec<(AccountId, &'static str)>,
+    amount: bool,
+    counterparty: Option<&'static str>,
+}
+
+impl InputFields {
+    pub(crate) fn of(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            accounts: Vec::new(),
+            amount: false,
+            counterparty: None,
+        }
+    }
+
+    /// A deposit's or withdrawal's: one account and an amount.
+    fn movement(account_id: Uuid) -> Self {
+        Self::of(INPUT)
+            .account(Some(account_id), "accountId")
+            .amount()
+    }
+
+    /// The input field `name` carries the account `id` (if the client gave one).
+    pub(crate) fn account(mut self, id: Option<Uuid>, name: &'static str) -> Self {
+        if let Some(id) = id {
+            self.accounts.push((AccountId::from_uuid(id.0), name));
+        }
+        self
+    }
+
+    pub(crate) fn amount(mut self) -> Self {
+        self.amount = true;
+        self
+    }
+
+    pub(crate) fn counterparty(mut self, name: &'static str) -> Self {
+        self.counterparty = Some(name);
+        self
+    }
+
+    fn path(&self, name: &str) -> String {
+        inputs::path(&self.base, name)
+    }
+
+    /// The path of the input a refusal about `subject` concerns.
+    fn of_subject(&self, subject: Subject) -> Option<String> {
+        let name = match subject {
+            Subject::Account(id) => self
+                .accounts
+                .iter()
+                .find(|(a, _)| *a == id)
+                .map(|(_, n)| *n),
+            Subject::Amount => self.amount.then_some("amount"),
+            Subject::Counterparty => self.counterparty,
+        };
+        name.map(|n| self.path(n))
     }
 }
 
@@ -153,6 +237,7 @@ async fn execute<P>(
     command_type: &'static str,
     parsed: Result<(Command, String), ApiError>,
     input: &impl serde::Serialize,
+    fields: &InputFields,
 ) -> Result<P, ApiError>
 where
     P: TryFrom<Outcome, Error = ApiError>,
@@ -162,7 +247,7 @@ where
     let outcome = service(ctx)?
         .execute(&context, command)
         .await
-        .map_err(command_error)?;
+        .map_err(|e| command_error(e, fields))?;
     P::try_from(outcome)
 }
 
@@ -189,44 +274,25 @@ fn command_context(
     })
 }
 
-fn command_error(error: CommandError) -> ApiError {
-    use crate::domain::DomainError as D;
+/// A command's refusal as the client sees it: its code, its message, and the input it is about.
+fn command_error(error: CommandError, fields: &InputFields) -> ApiError {
     match &error {
         CommandError::Unavailable(source) => {
             tracing::warn!(error = %source, "event store unavailable");
             ApiError::unavailable("the event store")
         }
         CommandError::Internal(source) => ApiError::internal(source),
-        // Refusals about the one account a command names.
-        CommandError::Domain(
-            D::AccountFrozen(_)
-            | D::AlreadyFrozen(_)
-            | D::NotFrozen(_)
-            | D::AccountClosed(_)
-            | D::NonzeroBalance { .. },
-        ) => ApiError::new(error.code(), format!("accountId: {error}")),
-        _ => ApiError::new(error.code(), error.to_string()),
-    }
-}
-
-/// Like [`command_error`], but names which side of the transfer a refusal concerns.
-fn transfer_error(error: CommandError, from: AccountId) -> ApiError {
-    use crate::domain::DomainError as D;
-    let field = |id: AccountId| {
-        if id == from {
-            "fromAccountId"
-        } else {
-            "toAccountId"
+        CommandError::Domain(refusal) => {
+            let api = ApiError::new(error.code(), refusal.to_string());
+            match fields.of_subject(refusal.subject()) {
+                Some(field) => api.at(&field),
+                None => api,
+            }
         }
-    };
-    match &error {
-        CommandError::Domain(D::AccountNotFound(id)) => {
-            ApiError::new(error.code(), format!("{}: no account {id}", field(*id)))
+        CommandError::IdempotencyKeyReused { .. } => {
+            ApiError::new(error.code(), error.to_string()).at(&fields.path("idempotencyKey"))
         }
-        CommandError::Domain(D::AccountFrozen(id) | D::AccountClosed(id)) => {
-            ApiError::new(error.code(), format!("{}: {error}", field(*id)))
-        }
-        _ => command_error(error),
+        CommandError::ConcurrencyConflict { .. } => ApiError::new(error.code(), error.to_string()),
     }
 }
 
