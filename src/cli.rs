@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use platform::{Role, TokenKeys, config::AuthSettings};
+use platform::{Role, config::AuthSettings};
 
 use crate::{
     configuration::Settings,
@@ -138,8 +138,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             ttl_hours,
         } => {
             let auth = AuthSettings::from_env()?;
-            let keys = TokenKeys::new(&auth.jwt_secret);
-            let token = keys.mint(&sub, &roles, Duration::from_secs(ttl_hours * 3600))?;
+            let keys = auth.token_keys();
+            let token = keys.mint(
+                &sub,
+                &roles,
+                Duration::from_secs(ttl_hours.saturating_mul(3600)),
+            )?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }

@@ -14,10 +14,7 @@ use accounts::{
 use anyhow::Context as _;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 use axum::Router;
-use platform::{
-    TokenKeys,
-    http::{Readiness, service_routes, with_common_layers},
-};
+use platform::http::{Readiness, service_routes, with_common_layers};
 use reporting::{graphql::ReportingQuery, state::ReportingState};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -112,7 +109,7 @@ impl Application {
                 "NATS is not reachable: commands are accepted and published when it is back; start it with scripts/services"
             );
         }
-        let keys = Arc::new(TokenKeys::new(&settings.auth.jwt_secret));
+        let keys = Arc::new(settings.auth.token_keys());
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -124,6 +121,12 @@ impl Application {
                 settings.integrity.public_key(),
             )
         });
+        if mode.runs_reporting() {
+            use secrecy::ExposeSecret;
+            reporting::queries::cursor::configure(
+                settings.auth.jwt_secret.expose_secret().as_bytes(),
+            );
+        }
         let reporting = mode.runs_reporting().then(|| {
             ReportingState::new(
                 pool.clone(),

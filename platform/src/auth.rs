@@ -1,9 +1,15 @@
 //! Bearer-token authentication (HS256 JWT) and the roles that decide what a caller may do.
 //!
-//! Claims: `sub` (the actor, recorded in every event's metadata), `exp`, and
-//! `roles`, an array of role names. A request without a valid token is refused
-//! with HTTP 401 before GraphQL runs; a valid token without the needed role gets
-//! the GraphQL error FORBIDDEN from the field's guard.
+//! Claims: `sub` (the actor, recorded in every event's metadata), `exp`, optionally
+//! `iat` and `nbf`, and `roles`, an array of role names. A request without a valid
+//! token is refused with HTTP 401 before GraphQL runs; a valid token without the needed
+//! role gets the GraphQL error FORBIDDEN from the field's guard.
+//!
+//! A token is valid only between `nbf` (or `iat`) and `exp`, give or take
+//! [`TOKEN_CLOCK_LEEWAY`], for at most the configured lifetime (`FOLIO_TOKEN_TTL_MAX`,
+//! default [`TOKEN_TTL_MAX_DEFAULT`]), and names a `sub` of 1 to [`SUBJECT_LEN_MAX`]
+//! printable characters: anything else is 401, because `sub` is written into the
+//! metadata (and the hash) of every event the token causes.
 
 use std::{collections::BTreeSet, fmt, str::FromStr, sync::Arc, time::Duration};
 
@@ -21,6 +27,11 @@ use serde::{Deserialize, Serialize};
 pub const SUBJECT_LEN_MAX: usize = 200;
 /// How long a token minted by `folio token` lives unless told otherwise.
 pub const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(12 * 60 * 60);
+/// The longest lifetime a token may have (`exp` minus `iat`, or minus now without
+/// `iat`) unless `FOLIO_TOKEN_TTL_MAX` says otherwise.
+pub const TOKEN_TTL_MAX_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
+/// How far the issuer's clock may be from ours when checking `exp`, `nbf` and `iat`.
+pub const TOKEN_CLOCK_LEEWAY: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -82,8 +93,10 @@ impl Principal {
 struct Claims {
     sub: String,
     exp: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -102,12 +115,13 @@ pub enum AuthError {
     Invalid(String),
 }
 
-/// The keys tokens are signed and checked with.
+/// The keys tokens are signed and checked with, and the longest lifetime accepted.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    ttl_max: Duration,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -117,25 +131,46 @@ impl fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
+    /// Keys for `secret`, accepting lifetimes up to [`TOKEN_TTL_MAX_DEFAULT`].
     pub fn new(secret: &SecretString) -> Self {
+        Self::with_ttl_max(secret, TOKEN_TTL_MAX_DEFAULT)
+    }
+
+    /// Keys for `secret`, accepting lifetimes up to `ttl_max`.
+    pub fn with_ttl_max(secret: &SecretString, ttl_max: Duration) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = TOKEN_CLOCK_LEEWAY.as_secs();
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             validation,
+            ttl_max,
         }
     }
 
-    /// A signed token for `sub` with `roles`, valid for `ttl`.
+    /// The longest lifetime a token may have.
+    pub fn ttl_max(&self) -> Duration {
+        self.ttl_max
+    }
+
+    /// A signed token for `sub` with `roles`, valid for `ttl` (at most the lifetime cap).
     pub fn mint(&self, sub: &str, roles: &[Role], ttl: Duration) -> Result<String, AuthError> {
+        if ttl > self.ttl_max {
+            return Err(AuthError::Invalid(format!(
+                "a token may live at most {} hours (FOLIO_TOKEN_TTL_MAX)",
+                self.ttl_max.as_secs() / 3600
+            )));
+        }
+        check_subject(sub)?;
         let now = now_secs();
         let claims = Claims {
             sub: sub.to_string(),
             exp: now + ttl.as_secs(),
             iat: Some(now),
+            nbf: None,
             roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -150,14 +185,26 @@ impl TokenKeys {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
             })?;
-        let actor = data.claims.sub.trim().to_string();
-        if actor.is_empty() || actor.len() > SUBJECT_LEN_MAX {
+        let claims = data.claims;
+        let now = now_secs();
+        let leeway = TOKEN_CLOCK_LEEWAY.as_secs();
+        if let Some(iat) = claims.iat
+            && iat > now + leeway
+        {
+            return Err(AuthError::Invalid(
+                "iat (issued at) is in the future".into(),
+            ));
+        }
+        let lifetime = claims.exp.saturating_sub(claims.iat.unwrap_or(now));
+        if lifetime > self.ttl_max.as_secs() + leeway {
             return Err(AuthError::Invalid(format!(
-                "sub must be 1 to {SUBJECT_LEN_MAX} characters"
+                "the token lives longer than the {} hours this platform accepts (FOLIO_TOKEN_TTL_MAX)",
+                self.ttl_max.as_secs() / 3600
             )));
         }
-        let roles = data
-            .claims
+        check_subject(&claims.sub)?;
+        let actor = claims.sub.trim().to_string();
+        let roles = claims
             .roles
             .iter()
             .filter_map(|r| r.parse::<Role>().ok())
@@ -177,6 +224,22 @@ impl TokenKeys {
             .ok_or(AuthError::Malformed)?;
         self.verify(token)
     }
+}
+
+/// `sub` is 1 to [`SUBJECT_LEN_MAX`] printable characters (after trimming).
+fn check_subject(raw: &str) -> Result<(), AuthError> {
+    if raw.chars().any(char::is_control) {
+        return Err(AuthError::Invalid(
+            "sub must not contain control characters".into(),
+        ));
+    }
+    let sub = raw.trim();
+    if sub.is_empty() || sub.chars().count() > SUBJECT_LEN_MAX {
+        return Err(AuthError::Invalid(format!(
+            "sub must be 1 to {SUBJECT_LEN_MAX} characters"
+        )));
+    }
+    Ok(())
 }
 
 fn now_secs() -> u64 {
@@ -259,6 +322,7 @@ mod tests {
             sub: "bob".into(),
             exp: now_secs() - 3600,
             iat: None,
+            nbf: None,
             roles: vec!["teller".into()],
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
@@ -274,6 +338,85 @@ mod tests {
         assert_eq!(keys.verify_header(Some(&basic)), Err(AuthError::Malformed));
     }
 
+    fn signed(keys: &TokenKeys, claims: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &keys.encoding)
+            .expect("encode")
+    }
+
+    fn claims(sub: &str) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp: now_secs() + 600,
+            iat: Some(now_secs()),
+            nbf: None,
+            roles: vec!["teller".into()],
+        }
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let mut early = claims("alice");
+        early.nbf = Some(now_secs() + 3600);
+        assert!(matches!(
+            keys.verify(&signed(&keys, &early)),
+            Err(AuthError::Invalid(_))
+        ));
+        let mut future = claims("alice");
+        future.iat = Some(now_secs() + 3600);
+        future.exp = now_secs() + 7200;
+        let Err(AuthError::Invalid(reason)) = keys.verify(&signed(&keys, &future)) else {
+            panic!("a token issued in the future was accepted");
+        };
+        assert!(reason.contains("iat"), "{reason}");
+        // Within the leeway, a slightly fast issuer clock is fine.
+        let mut skewed = claims("alice");
+        skewed.nbf = Some(now_secs() + 5);
+        skewed.iat = Some(now_secs() + 5);
+        assert!(keys.verify(&signed(&keys, &skewed)).is_ok());
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_cap_is_refused() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        let mut forever = claims("alice");
+        forever.exp = 7_258_118_400; // 2200-01-01
+        forever.iat = None;
+        let Err(AuthError::Invalid(reason)) = keys.verify(&signed(&keys, &forever)) else {
+            panic!("a token valid until 2200 was accepted");
+        };
+        assert!(reason.contains("FOLIO_TOKEN_TTL_MAX"), "{reason}");
+        assert!(
+            keys.mint("alice", &[Role::Teller], TOKEN_TTL_MAX_DEFAULT * 2)
+                .is_err()
+        );
+        assert!(
+            keys.mint("alice", &[Role::Teller], TOKEN_TTL_MAX_DEFAULT)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_subject_with_control_characters_or_too_long_is_refused() {
+        let keys = keys("0123456789abcdef0123456789abcdef");
+        for sub in [
+            "ali\u{0}ce",
+            "bob\n",
+            "\u{1b}[31mred",
+            &"x".repeat(SUBJECT_LEN_MAX + 1),
+            "  ",
+        ] {
+            assert!(
+                matches!(
+                    keys.verify(&signed(&keys, &claims(sub))),
+                    Err(AuthError::Invalid(_))
+                ),
+                "{sub:?}"
+            );
+        }
+        assert!(keys.verify(&signed(&keys, &claims("José Müller"))).is_ok());
+    }
+
     #[test]
     fn unknown_role_names_grant_nothing() {
         let keys = keys("0123456789abcdef0123456789abcdef");
@@ -281,6 +424,7 @@ mod tests {
             sub: "carol".into(),
             exp: now_secs() + 60,
             iat: None,
+            nbf: None,
             roles: vec!["admin".into(), "auditor".into()],
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)

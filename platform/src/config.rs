@@ -94,16 +94,26 @@ impl NatsSettings {
     }
 }
 
-/// The HS256 secret bearer tokens are signed with.
+/// The HS256 secret bearer tokens are signed with, and how long a token may live.
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
     pub jwt_secret: SecretString,
     /// True when no secret was configured and the development secret is in use.
     pub is_development_secret: bool,
+    /// The longest lifetime a token may have (`FOLIO_TOKEN_TTL_MAX`, in hours).
+    pub token_ttl_max: std::time::Duration,
 }
 
 impl AuthSettings {
     pub fn from_env() -> anyhow::Result<Self> {
+        let hours: u64 = env_parse(
+            "FOLIO_TOKEN_TTL_MAX",
+            crate::auth::TOKEN_TTL_MAX_DEFAULT.as_secs() / 3600,
+        )?;
+        if hours == 0 {
+            bail!("FOLIO_TOKEN_TTL_MAX must be at least 1 (hours)");
+        }
+        let token_ttl_max = std::time::Duration::from_secs(hours * 3600);
         match env_var("FOLIO_JWT_SECRET") {
             Some(secret) if secret.len() < JWT_SECRET_LEN_MIN => {
                 bail!("FOLIO_JWT_SECRET is too short: use at least {JWT_SECRET_LEN_MIN} characters")
@@ -111,12 +121,19 @@ impl AuthSettings {
             Some(secret) => Ok(Self {
                 jwt_secret: SecretString::from(secret),
                 is_development_secret: false,
+                token_ttl_max,
             }),
             None => Ok(Self {
                 jwt_secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
                 is_development_secret: true,
+                token_ttl_max,
             }),
         }
+    }
+
+    /// The keys tokens are signed and checked with.
+    pub fn token_keys(&self) -> crate::auth::TokenKeys {
+        crate::auth::TokenKeys::with_ttl_max(&self.jwt_secret, self.token_ttl_max)
     }
 }
 

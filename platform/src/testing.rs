@@ -159,5 +159,6 @@ pub fn auth() -> AuthSettings {
     AuthSettings {
         jwt_secret: SecretString::from(TEST_JWT_SECRET),
         is_development_secret: false,
+        token_ttl_max: crate::auth::TOKEN_TTL_MAX_DEFAULT,
     }
 }

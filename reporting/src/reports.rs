@@ -12,7 +12,7 @@
 use std::{collections::BTreeMap, future::Future, io};
 
 use axum::{
-    Extension, Json, Router,
+    Extension, Router,
     body::{Body, Bytes},
     extract::Query,
     http::{HeaderValue, StatusCode, header},
@@ -219,8 +219,7 @@ fn error_response(error: ApiError) -> Response {
         ErrorCode::StaleRead | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let body = json!({ "errors": [{ "message": error.message, "extensions": { "code": error.code.as_str() } }] });
-    let mut response = (status, Json(body)).into_response();
+    let mut response = platform::graphql::error_response(status, &error);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response
             .headers_mut()
@@ -483,7 +482,12 @@ mod tests {
         let Err(error) = Params::parse(&pairs, &["asOf"]) else {
             panic!("an unknown parameter was accepted");
         };
-        assert!(error.message.starts_with("asof: "), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("asof"));
+        assert!(
+            error.client_message().starts_with("asof: "),
+            "{}",
+            error.message
+        );
 
         let pairs = vec![
             ("currency".to_string(), "USD".to_string()),
@@ -493,7 +497,7 @@ mod tests {
         let Err(error) = params.single("currency") else {
             panic!("a repeated parameter was accepted");
         };
-        assert!(error.message.starts_with("currency: "), "{}", error.message);
+        assert_eq!(error.field.as_deref(), Some("currency"));
     }
 
     #[test]

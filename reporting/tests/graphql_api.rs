@@ -537,25 +537,25 @@ async fn malformed_arguments_are_validation_errors_naming_the_field() {
             AUDIT_TRAIL,
             json!({ "filter": { "eventTypes": ["MoneyPrinted"] } }),
             "VALIDATION",
-            "eventTypes: ",
+            "filter.eventTypes: ",
         ),
         (
             AUDIT_TRAIL,
             json!({ "filter": { "eventTypes": [] } }),
             "VALIDATION",
-            "eventTypes: ",
+            "filter.eventTypes: ",
         ),
         (
             AUDIT_TRAIL,
             json!({ "filter": { "from": "2026-03-03T00:00:00Z", "to": "2026-03-02T00:00:00Z" } }),
             "VALIDATION",
-            "from: ",
+            "filter.from: ",
         ),
         (
             ACCESS_LOG,
             json!({ "filter": { "actor": "" } }),
             "VALIDATION",
-            "actor: ",
+            "filter.actor: ",
         ),
     ];
     for (query, variables, expected_code, prefix) in cases {

@@ -370,7 +370,8 @@ async fn a_statement_before_the_account_existed_is_empty_at_zero_and_bad_request
         panic!("a statement of an unknown account was answered");
     };
     assert_eq!(unknown.code(), ErrorCode::AccountNotFound);
-    assert!(unknown.to_string().starts_with("accountId: "), "{unknown}");
+    let api: platform::ApiError = unknown.into();
+    assert_eq!(api.field.as_deref(), Some("accountId"));
 }
 
 #[tokio::test]

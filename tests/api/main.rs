@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod compliance;
 mod errors;
+mod hardening;
 mod helpers;
 mod http;
 mod idempotency;

@@ -37,8 +37,8 @@ impl TryFrom<domain::Account> for AccountView {
             id: Uuid(account.id.as_uuid()),
             holder: account.holder,
             currency: account.currency.code().to_string(),
-            balance: Decimal(account.balance),
-            overdraft_limit: Decimal(account.overdraft_limit),
+            balance: Decimal::money(account.balance, account.currency),
+            overdraft_limit: Decimal::money(account.overdraft_limit, account.currency),
             status: match account.status {
                 domain::AccountStatus::Open => AccountStatus::Open,
                 domain::AccountStatus::Frozen => AccountStatus::Frozen,

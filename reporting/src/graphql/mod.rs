@@ -199,7 +199,7 @@ impl ReportingQuery {
         at_least: Option<String>,
     ) -> Result<AuditEntryConnection, ApiError> {
         let state = state(ctx)?;
-        let parsed = filter.parse()?;
+        let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::PositionKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
@@ -254,7 +254,7 @@ impl ReportingQuery {
     ) -> Result<AccessLogEntryConnection, ApiError> {
         let state = state(ctx)?;
         let filter = filter.unwrap_or_default();
-        let parsed = filter.parse()?;
+        let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::AccessKey>(after.as_deref())?;
         let arguments = json!({ "filter": filter, "first": first, "after": after });

@@ -87,13 +87,18 @@ pub struct HistoricalBalance {
     pub last_change_at: DateTime,
 }
 
+/// An amount in the currency `code`, with exactly its minor units.
+fn money(value: rust_decimal::Decimal, code: &str) -> Decimal {
+    Decimal(queries::at_currency_scale(value, code))
+}
+
 impl HistoricalBalance {
     pub(crate) fn at(balance: queries::HistoricalBalance, as_of: DateTime) -> Self {
         Self {
             account_id: Uuid(balance.account_id),
             holder: balance.holder,
+            balance: money(balance.balance, &balance.currency),
             currency: balance.currency,
-            balance: Decimal(balance.balance),
             as_of,
             version: balance.version,
             last_change_at: DateTime(balance.last_change_at),
@@ -119,8 +124,8 @@ pub struct CurrencyTotal {
 impl From<queries::CurrencyTotal> for CurrencyTotal {
     fn from(total: queries::CurrencyTotal) -> Self {
         Self {
+            total: money(total.total, &total.currency),
             currency: total.currency,
-            total: Decimal(total.total),
             accounts: total.accounts,
         }
     }
@@ -149,13 +154,13 @@ impl Statement {
     pub(crate) fn from_query(statement: queries::Statement, after_given: bool) -> Self {
         Self {
             account_id: Uuid(statement.account_id),
-            currency: statement.currency,
             from: DateTime(statement.from),
             to: DateTime(statement.to),
-            opening_balance: Decimal(statement.opening_balance),
-            closing_balance: Decimal(statement.closing_balance),
-            total_credits: Decimal(statement.total_credits),
-            total_debits: Decimal(statement.total_debits),
+            opening_balance: money(statement.opening_balance, &statement.currency),
+            closing_balance: money(statement.closing_balance, &statement.currency),
+            total_credits: money(statement.total_credits, &statement.currency),
+            total_debits: money(statement.total_debits, &statement.currency),
+            currency: statement.currency,
             entry_count: statement.entry_count,
             entries: plain_connection(statement.entries, after_given, queries::StatementEntry::key),
         }

@@ -1,13 +1,45 @@
-//! Opaque keyset cursors: the URL-safe base64 of `v1:<kind>:<key>`, where `key` names the
-//! last item of a page. Clients pass them back as `after` and never look inside.
+//! Opaque keyset cursors: the URL-safe base64 of `v2:<kind>:<key>` followed by a 16-byte
+//! HMAC-SHA-256 tag, where `key` names the last item of a page. Clients pass them back
+//! as `after` and never look inside.
 //!
-//! The version lets the format change without misreading old cursors; the kind
-//! keeps a cursor of one list from being used on another.
+//! The version lets the format change without misreading old cursors; the kind keeps a
+//! cursor of one list from being used on another; the tag makes any cursor Folio did not
+//! make a VALIDATION refusal before its key reaches a query (a crafted one could name a
+//! timestamp PostgreSQL cannot hold). The tag's key is derived from the deployment's
+//! token secret ([`configure`]), so cursors survive restarts and work on every process.
+
+use std::sync::OnceLock;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 
 use super::QueryError;
 
 /// The format version written into every cursor.
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
+/// Bytes of the HMAC tag kept in a cursor.
+const TAG_BYTES: usize = 16;
+/// Used before [`configure`] is called (tests that never start a server).
+const UNCONFIGURED_SECRET: &[u8] = b"folio cursors of an unconfigured process";
+
+static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Derives the cursors' tag key from the deployment's secret; the first call wins.
+pub fn configure(secret: &[u8]) {
+    let _ = KEY.set(derive_key(secret));
+}
+
+fn derive_key(secret: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"folio keyset cursor v2\0");
+    hasher.update(secret);
+    hasher.finalize().into()
+}
+
+fn mac() -> Hmac<Sha256> {
+    let key = KEY.get_or_init(|| derive_key(UNCONFIGURED_SECRET));
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length")
+}
 /// The longest cursor accepted; real ones are well under 100 characters.
 pub const CURSOR_LEN_MAX: usize = 256;
 
@@ -21,7 +53,13 @@ pub trait CursorKey: Sized {
 
 /// The cursor naming `key`.
 pub fn encode<K: CursorKey>(key: &K) -> String {
-    base64_encode(format!("{VERSION}:{}:{}", K::KIND, key.to_text()).as_bytes())
+    let text = format!("{VERSION}:{}:{}", K::KIND, key.to_text());
+    let mut mac = mac();
+    mac.update(text.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&tag[..TAG_BYTES]);
+    base64_encode(&bytes)
 }
 
 /// The key inside `cursor`, or VALIDATION naming `field` if it is not a cursor of this list.
@@ -35,7 +73,14 @@ pub fn decode<K: CursorKey>(field: &'static str, cursor: &str) -> Result<K, Quer
     if cursor.len() > CURSOR_LEN_MAX {
         return Err(refuse());
     }
-    let bytes = base64_decode(cursor).ok_or_else(refuse)?;
+    let mut bytes = base64_decode(cursor).ok_or_else(refuse)?;
+    if bytes.len() <= TAG_BYTES {
+        return Err(refuse());
+    }
+    let tag = bytes.split_off(bytes.len() - TAG_BYTES);
+    let mut mac = mac();
+    mac.update(&bytes);
+    mac.verify_truncated_left(&tag).map_err(|_| refuse())?;
     let text = String::from_utf8(bytes).map_err(|_| refuse())?;
     let mut parts = text.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
@@ -156,14 +201,23 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_or_foreign_cursors_are_refused_naming_the_field() {
+    fn unreadable_foreign_or_forged_cursors_are_refused_naming_the_field() {
         let foreign = encode(&Other);
+        // Well-formed, of the right kind, but not made by Folio: no valid tag.
+        let forged = base64_encode(b"v2:number:-9223372036854775808AAAAAAAAAAAAAAAA");
+        let unsigned_v1 = base64_encode(b"v1:number:42");
+        let mut tampered = base64_decode(&encode(&Number(42))).expect("bytes");
+        tampered[10] = b'7';
+        let tampered = base64_encode(&tampered);
         for bad in [
             "",
             "!!!",
             "Zg=",
             "Zh",
             &foreign,
+            &forged,
+            &unsigned_v1,
+            &tampered,
             &"A".repeat(CURSOR_LEN_MAX + 4),
         ] {
             let Err(error) = decode::<Number>("after", bad) else {

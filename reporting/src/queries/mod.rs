@@ -36,14 +36,14 @@ pub const FILTER_TEXT_LEN_MAX: usize = 200;
 /// Why a read could not be answered.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// An argument is not acceptable: `field` names it, `rule` says what it must be.
+    /// An argument is not acceptable: `field` is its path, `rule` says what it must be.
     #[error("{field}: {rule}")]
-    Invalid { field: &'static str, rule: String },
-    #[error("accountId: there is no account {0}")]
+    Invalid { field: String, rule: String },
+    #[error("there is no account {0}")]
     AccountNotFound(uuid::Uuid),
     /// The projection has not applied `wanted` within the wait.
     #[error(
-        "atLeast: position {wanted} is not projected yet (waited {waited_ms} ms; the projection watermark is at position {}); retry shortly",
+        "position {wanted} is not projected yet (waited {waited_ms} ms; the projection watermark is at position {}); retry shortly",
         checkpoint.map_or_else(|| "0".to_string(), |p| p.to_string())
     )]
     Stale {
@@ -62,10 +62,21 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    pub fn invalid(field: &'static str, rule: impl Into<String>) -> Self {
+    pub fn invalid(field: &str, rule: impl Into<String>) -> Self {
         Self::Invalid {
-            field,
+            field: field.to_string(),
             rule: rule.into(),
+        }
+    }
+
+    /// The same refusal, about a field inside the argument `argument` (`filter.actor`).
+    pub fn under(self, argument: &str) -> Self {
+        match self {
+            Self::Invalid { field, rule } => Self::Invalid {
+                field: format!("{argument}.{field}"),
+                rule,
+            },
+            other => other,
         }
     }
 
@@ -114,7 +125,13 @@ impl From<QueryError> for ApiError {
                 ApiError::unavailable("the reporting database")
             }
             QueryError::Database(_) | QueryError::Invariant(_) => ApiError::internal(&error),
-            _ => ApiError::new(error.code(), error.to_string()),
+            QueryError::Invalid { field, rule } => ApiError::validation(field, rule),
+            QueryError::AccountNotFound(_) => {
+                ApiError::new(error.code(), error.to_string()).at("accountId")
+            }
+            QueryError::Stale { .. } => {
+                ApiError::new(error.code(), error.to_string()).at("atLeast")
+            }
         }
     }
 }
@@ -156,12 +173,12 @@ fn fetch_limit(size: usize) -> i64 {
 }
 
 /// A currency filter, parsed as an ISO 4217 code.
-pub fn parse_currency(field: &'static str, code: &str) -> Result<Currency, QueryError> {
+pub fn parse_currency(field: &str, code: &str) -> Result<Currency, QueryError> {
     Currency::parse(code).map_err(|e| QueryError::invalid(field, e.to_string()))
 }
 
 /// A free-text filter value: trimmed, not empty, at most [`FILTER_TEXT_LEN_MAX`] characters.
-pub fn parse_filter_text(field: &'static str, value: &str) -> Result<String, QueryError> {
+pub fn parse_filter_text(field: &str, value: &str) -> Result<String, QueryError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > FILTER_TEXT_LEN_MAX {
         return Err(QueryError::invalid(
@@ -178,15 +195,12 @@ pub fn parse_filter_text(field: &'static str, value: &str) -> Result<String, Que
     Ok(value.to_string())
 }
 
-/// `value` shown at the scale of the currency `code` (`100` USD as `100.00`).
-fn at_currency_scale(value: Decimal, code: &str) -> Decimal {
+/// `value` shown at the scale of the currency `code` (`100` USD as `100.00`). PostgreSQL
+/// may hand a zero back without its scale, so every amount read goes through here.
+pub fn at_currency_scale(value: Decimal, code: &str) -> Decimal {
     match Currency::parse(code) {
-        Ok(currency) if value.scale() < currency.minor_units() => {
-            let mut scaled = value;
-            scaled.rescale(currency.minor_units());
-            scaled
-        }
-        _ => value,
+        Ok(currency) => currency.display(value),
+        Err(_) => value,
     }
 }
 

@@ -217,8 +217,8 @@ pub async fn statement(
 
     let statement = Statement {
         account_id,
-        opening_balance: opening,
-        closing_balance: closing,
+        opening_balance: at_currency_scale(opening, &currency),
+        closing_balance: at_currency_scale(closing, &currency),
         total_credits: at_currency_scale(totals.try_get("credits")?, &currency),
         total_debits: at_currency_scale(totals.try_get("debits")?, &currency),
         entry_count: totals.try_get("entries")?,
