@@ -586,3 +586,85 @@ async fn reporting_refusals_name_their_argument() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_transaction_left_open_is_named_by_readyz_projection_status_and_metrics() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.accounts.relay_held_warn = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let account = app.open_usd("Ada").await;
+    // An idle-in-transaction session that has written (holds a transaction id).
+    let mut idle = app.connection().await;
+    sqlx::query("begin")
+        .execute(&mut idle)
+        .await
+        .expect("begin");
+    let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut idle)
+        .await
+        .expect("pid");
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut idle)
+        .await
+        .expect("take a transaction id");
+    let waiting = app.deposited(account.id, "1.00").await;
+
+    let status = crate::helpers::eventually("projectionStatus names the blocker", || async {
+        let answer = app
+            .execute(
+                Some(&app.auditor()),
+                &[],
+                "{ projectionStatus { relayBlocker { pid database state openForSeconds eventsWaiting } } }",
+                json!({}),
+            )
+            .await;
+        let blocker = answer.data("projectionStatus")["relayBlocker"].clone();
+        (!blocker.is_null() && blocker["eventsWaiting"] == json!(true)).then_some(blocker)
+    })
+    .await;
+    assert_eq!(status["pid"], json!(pid));
+    assert_eq!(status["database"], json!(app.database_name));
+    assert_eq!(status["state"], "idle in transaction");
+    assert!(
+        status["openForSeconds"].as_f64().is_some_and(|s| s >= 1.0),
+        "{status}"
+    );
+
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.expect("JSON");
+    let detail = body["checks"]["publication"]["detail"]
+        .as_str()
+        .unwrap_or("");
+    assert!(detail.contains(&format!("pid {pid}")), "{body}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let held = metrics
+        .lines()
+        .find(|l| l.starts_with("folio_relay_horizon_held_seconds"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(held.is_some_and(|s| s >= 1.0), "{metrics}");
+
+    // Ending the transaction releases publication: the waiting deposit is read.
+    sqlx::query("rollback")
+        .execute(&mut idle)
+        .await
+        .expect("rollback");
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let balance = app.balance_at(account.id, &now, &waiting.position).await;
+    assert_eq!(balance.map(|b| b.balance), Some("1.00".into()));
+}

@@ -4,7 +4,9 @@
 mod accounts;
 mod auth;
 mod compliance;
+mod crash;
 mod errors;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod http;
