@@ -143,7 +143,8 @@ impl Application {
                 settings.integrity.clone(),
             )
             .with_held_warn(settings.accounts.relay_held_warn)
-            .with_status(accounts.relay_status.clone());
+            .with_status(accounts.relay_status.clone())
+            .with_wake(accounts.service.commits());
             tasks.push(tokio::spawn(relay.run(shutdown.subscribe())));
         }
         if let Some(reporting) = &reporting {

@@ -1,16 +1,22 @@
-//! Command handlers: load the aggregate(s), decide, append with expected versions and the
-//! idempotency key in one transaction; retry a bounded number of times on conflict.
+//! Commands as the writer runs them: each names the streams it decides on, decides against
+//! their states, and builds its own answer type from what was written. The answer is
+//! stored under the command's idempotency key and given again, as the same type, to a
+//! retry.
+//!
+//! [`AccountsService`] is the front door: it hands a command to the group-commit writer
+//! ([`crate::writer`]) and waits for its own answer or refusal.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use ledger::{AccountId, CommandId, ErrorCode, EventMetadata, Hash, TransferId};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use ledger::{AccountEvent, AccountId, ErrorCode, EventId, Hash, RecordedEvent, TransferId};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::Notify;
 
 use crate::{
-    domain::{self, Account, Command, DomainError, Transfer},
-    store::{AppendBatch, Appended, EventStore, IdempotencyRecord, StoreError, StreamAppend},
-    stream_locks::StreamLocks,
+    domain::{self, Account, ChangeStatus, Deposit, DomainError, OpenAccount, Transfer, Withdraw},
+    store::{EventStore, StoreError},
+    writer::{Writer, WriterOptions},
 };
 
 /// Attempts of one command before it answers CONCURRENCY_CONFLICT.
@@ -27,33 +33,294 @@ pub struct CommandContext {
     pub roles: Vec<String>,
     pub correlation_id: String,
     pub client_addr: Option<String>,
-    /// The GraphQL mutation name, e.g. `deposit`.
-    pub command_type: &'static str,
     pub idempotency_key: String,
-    /// Fingerprint of the request as the client sent it, to tell a retry from a reuse.
+    /// Fingerprint of the request as parsed, to tell a retry from a reuse of the key.
     pub request_hash: Hash,
 }
 
-/// The answer to a command; stored under its idempotency key and returned again on retry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Outcome {
-    #[serde(rename_all = "camelCase")]
-    Account { account: Account, position: i64 },
-    #[serde(rename_all = "camelCase")]
-    Movement {
-        account: Account,
-        event_id: uuid::Uuid,
-        position: i64,
-    },
-    #[serde(rename_all = "camelCase")]
-    Transfer {
-        transfer_id: TransferId,
-        from: Account,
-        to: Account,
-        position: i64,
-    },
+/// The states a command decides on, as the writer holds them.
+pub trait States {
+    fn account(&self, id: AccountId) -> Option<&Account>;
 }
+
+impl States for HashMap<AccountId, Account> {
+    fn account(&self, id: AccountId) -> Option<&Account> {
+        self.get(&id)
+    }
+}
+
+/// What a command wrote, as its answer needs it: its own stored events and the state of
+/// each of its streams right after them (later commands of the same group may change them
+/// further).
+#[derive(Clone, Debug)]
+pub struct Written {
+    pub events: Vec<RecordedEvent>,
+    pub states: HashMap<AccountId, Account>,
+}
+
+impl Written {
+    /// The highest position the command wrote: pass it as `atLeast` to reporting queries.
+    pub fn position(&self) -> i64 {
+        self.events.iter().map(|e| e.position).max().unwrap_or(0)
+    }
+
+    /// The state of `id` after the command.
+    pub fn account(&self, id: AccountId) -> Account {
+        self.states
+            .get(&id)
+            .cloned()
+            .expect("a command's answer names only streams it wrote")
+    }
+
+    /// The command's last event on `id`.
+    pub fn last_event_on(&self, id: AccountId) -> EventId {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e.stream_id == id)
+            .map(|e| e.event_id)
+            .expect("a command's answer names only streams it wrote")
+    }
+}
+
+/// A command the writer can run. The name is the mutation that carries it (recorded in
+/// every event's metadata and with its idempotency key).
+pub trait Command: Send + Sync + 'static {
+    /// The answer a client receives, and a retry receives again.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The mutation name, e.g. `deposit`.
+    fn name(&self) -> &'static str;
+    /// The streams the command reads and writes, in a stable order.
+    fn streams(&self) -> Vec<AccountId>;
+    /// The events to append, per stream, decided against `states` at the booking instant `now`.
+    fn decide(
+        &self,
+        states: &dyn States,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError>;
+    /// The answer, built from what was written.
+    fn output(&self, written: &Written) -> Self::Output;
+}
+
+/// The answer to a command that opened an account or changed its status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountOutcome {
+    pub account: Account,
+    pub position: i64,
+}
+
+/// The answer to a deposit or a withdrawal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MovementOutcome {
+    pub account: Account,
+    pub event_id: EventId,
+    pub position: i64,
+}
+
+/// The answer to a transfer: both accounts after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferOutcome {
+    pub transfer_id: TransferId,
+    pub from: Account,
+    pub to: Account,
+    pub position: i64,
+}
+
+fn single(
+    id: AccountId,
+    event: Result<Vec<AccountEvent>, DomainError>,
+) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+    Ok(event?.into_iter().map(|e| (id, e)).collect())
+}
+
+impl Command for OpenAccount {
+    type Output = AccountOutcome;
+
+    fn name(&self) -> &'static str {
+        "openAccount"
+    }
+
+    fn streams(&self) -> Vec<AccountId> {
+        vec![self.account_id]
+    }
+
+    fn decide(
+        &self,
+        states: &dyn States,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+        let state = states.account(self.account_id);
+        single(
+            self.account_id,
+            domain::decide(state, &domain::Command::Open(self.clone())),
+        )
+    }
+
+    fn output(&self, written: &Written) -> AccountOutcome {
+        AccountOutcome {
+            account: written.account(self.account_id),
+            position: written.position(),
+        }
+    }
+}
+
+impl Command for Deposit {
+    type Output = MovementOutcome;
+
+    fn name(&self) -> &'static str {
+        "deposit"
+    }
+
+    fn streams(&self) -> Vec<AccountId> {
+        vec![self.account_id]
+    }
+
+    fn decide(
+        &self,
+        states: &dyn States,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+        let state = states.account(self.account_id);
+        single(
+            self.account_id,
+            domain::decide(state, &domain::Command::Deposit(self.clone())),
+        )
+    }
+
+    fn output(&self, written: &Written) -> MovementOutcome {
+        MovementOutcome {
+            account: written.account(self.account_id),
+            event_id: written.last_event_on(self.account_id),
+            position: written.position(),
+        }
+    }
+}
+
+impl Command for Withdraw {
+    type Output = MovementOutcome;
+
+    fn name(&self) -> &'static str {
+        "withdraw"
+    }
+
+    fn streams(&self) -> Vec<AccountId> {
+        vec![self.account_id]
+    }
+
+    fn decide(
+        &self,
+        states: &dyn States,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+        let state = states.account(self.account_id);
+        single(
+            self.account_id,
+            domain::decide(state, &domain::Command::Withdraw(self.clone())),
+        )
+    }
+
+    fn output(&self, written: &Written) -> MovementOutcome {
+        MovementOutcome {
+            account: written.account(self.account_id),
+            event_id: written.last_event_on(self.account_id),
+            position: written.position(),
+        }
+    }
+}
+
+impl Command for Transfer {
+    type Output = TransferOutcome;
+
+    fn name(&self) -> &'static str {
+        "transfer"
+    }
+
+    fn streams(&self) -> Vec<AccountId> {
+        if self.from == self.to {
+            vec![self.from]
+        } else {
+            vec![self.from, self.to]
+        }
+    }
+
+    fn decide(
+        &self,
+        states: &dyn States,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+        let (debit, credit) =
+            domain::decide_transfer(states.account(self.from), states.account(self.to), self)?;
+        Ok(vec![(self.from, debit), (self.to, credit)])
+    }
+
+    fn output(&self, written: &Written) -> TransferOutcome {
+        TransferOutcome {
+            transfer_id: self.transfer_id,
+            from: written.account(self.from),
+            to: written.account(self.to),
+            position: written.position(),
+        }
+    }
+}
+
+macro_rules! status_command {
+    ($(#[$doc:meta])* $name:ident, $mutation:literal, $variant:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(pub ChangeStatus);
+
+        impl Command for $name {
+            type Output = AccountOutcome;
+
+            fn name(&self) -> &'static str {
+                $mutation
+            }
+
+            fn streams(&self) -> Vec<AccountId> {
+                vec![self.0.account_id]
+            }
+
+            fn decide(
+                &self,
+                states: &dyn States,
+                _now: DateTime<Utc>,
+            ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+                let id = self.0.account_id;
+                single(id, domain::decide(states.account(id), &domain::Command::$variant(self.0.clone())))
+            }
+
+            fn output(&self, written: &Written) -> AccountOutcome {
+                AccountOutcome {
+                    account: written.account(self.0.account_id),
+                    position: written.position(),
+                }
+            }
+        }
+    };
+}
+
+status_command!(
+    /// Stops all debits and credits until unfrozen (supervisor).
+    FreezeAccount,
+    "freezeAccount",
+    Freeze
+);
+status_command!(
+    /// Lets a frozen account take debits and credits again (supervisor).
+    UnfreezeAccount,
+    "unfreezeAccount",
+    Unfreeze
+);
+status_command!(
+    /// Closes an account whose balance is zero (supervisor).
+    CloseAccount,
+    "closeAccount",
+    Close
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -65,10 +332,13 @@ pub enum CommandError {
         "the account changed concurrently {attempts} times; retry the request with the same idempotency key"
     )]
     ConcurrencyConflict { attempts: u32 },
+    /// In an atomic batch, another operation was refused, so this one was not written.
+    #[error("not written: operation {index} of the atomic batch was refused")]
+    LinkedOperationFailed { index: usize },
     #[error("the event store is unavailable")]
-    Unavailable(#[source] StoreError),
+    Unavailable(#[source] Arc<StoreError>),
     #[error("internal error")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Arc<StoreError>),
 }
 
 impl CommandError {
@@ -77,8 +347,23 @@ impl CommandError {
             Self::Domain(e) => e.code(),
             Self::IdempotencyKeyReused { .. } => ErrorCode::IdempotencyKeyReused,
             Self::ConcurrencyConflict { .. } => ErrorCode::ConcurrencyConflict,
+            Self::LinkedOperationFailed { .. } => ErrorCode::LinkedOperationFailed,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The same error for another waiter (store errors are shared, not copied).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Domain(e) => Self::Domain(e.clone()),
+            Self::IdempotencyKeyReused { key } => Self::IdempotencyKeyReused { key: key.clone() },
+            Self::ConcurrencyConflict { attempts } => Self::ConcurrencyConflict {
+                attempts: *attempts,
+            },
+            Self::LinkedOperationFailed { index } => Self::LinkedOperationFailed { index: *index },
+            Self::Unavailable(e) => Self::Unavailable(e.clone()),
+            Self::Internal(e) => Self::Internal(e.clone()),
         }
     }
 }
@@ -86,38 +371,63 @@ impl CommandError {
 impl From<StoreError> for CommandError {
     fn from(error: StoreError) -> Self {
         if error.is_unavailable() {
-            Self::Unavailable(error)
+            Self::Unavailable(Arc::new(error))
         } else {
-            Self::Internal(error)
+            Self::Internal(Arc::new(error))
         }
     }
 }
 
-/// What one attempt decided to write, and how to answer from what got written.
-struct Plan {
-    streams: Vec<StreamAppend>,
-    respond: fn(&Plan, &Appended) -> Outcome,
-    transfer_id: Option<TransferId>,
+/// One operation of a batch, with its own context.
+pub struct BatchOperation {
+    pub context: CommandContext,
+    pub command: BatchCommand,
 }
 
+/// The commands a batch may carry (`executeBatch`, ../shared/API.md).
+#[derive(Clone, Debug)]
+pub enum BatchCommand {
+    Deposit(Deposit),
+    Withdraw(Withdraw),
+    Transfer(Transfer),
+}
+
+/// The answer to one operation of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BatchAnswer {
+    Movement(MovementOutcome),
+    Transfer(TransferOutcome),
+}
+
+/// The accounts service: runs commands through the group-commit writer and reads accounts.
 #[derive(Clone, Debug)]
 pub struct AccountsService {
     store: EventStore,
-    append_retries_max: u32,
-    locks: StreamLocks,
+    writer: Writer,
 }
 
 impl AccountsService {
+    /// A service with the default writer options (see [`WriterOptions`]).
     pub fn new(store: EventStore) -> Self {
-        Self::with_retries(store, APPEND_RETRIES_MAX)
+        Self::with_options(store, WriterOptions::default())
     }
 
     /// A service that gives up after `append_retries_max` conflicting attempts (at least 1).
     pub fn with_retries(store: EventStore, append_retries_max: u32) -> Self {
-        Self {
+        Self::with_options(
             store,
-            append_retries_max: append_retries_max.max(1),
-            locks: StreamLocks::default(),
+            WriterOptions {
+                append_retries_max: append_retries_max.max(1),
+                ..WriterOptions::default()
+            },
+        )
+    }
+
+    /// A service with its own writer; needs a Tokio runtime (the writer is a task).
+    pub fn with_options(store: EventStore, options: WriterOptions) -> Self {
+        Self {
+            writer: Writer::spawn(store.clone(), options),
+            store,
         }
     }
 
@@ -125,219 +435,50 @@ impl AccountsService {
         &self.store
     }
 
+    /// Notified after every commit, for the relay to wake on.
+    pub fn commits(&self) -> Arc<Notify> {
+        self.writer.commits()
+    }
+
     /// The account as the event store knows it now (strongly consistent).
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, CommandError> {
         Ok(self.store.load(id).await?.account)
     }
 
-    /// Opens, deposits, withdraws, freezes, unfreezes or closes.
-    #[tracing::instrument(skip_all, fields(command = context.command_type, account_id = %command.account_id()))]
-    pub async fn execute(
+    /// Runs one command under `context`: its answer, or why it was refused.
+    #[tracing::instrument(skip_all, fields(command = command.name()))]
+    pub async fn execute<C: Command>(
         &self,
         context: &CommandContext,
-        command: Command,
-    ) -> Result<Outcome, CommandError> {
-        self.run(context, &[command.account_id()], || async {
-            let loaded = self.store.load(command.account_id()).await?;
-            let events = domain::decide(loaded.account.as_ref(), &command)?;
-            Ok(Plan {
-                streams: vec![StreamAppend {
-                    stream_id: command.account_id(),
-                    expected_version: loaded.version,
-                    state: loaded.account,
-                    events,
-                }],
-                respond: single_stream_outcome,
-                transfer_id: None,
-            })
-        })
-        .await
-    }
-
-    /// Moves money between two accounts: both legs in one transaction, or neither.
-    #[tracing::instrument(skip_all, fields(command = context.command_type, from = %transfer.from, to = %transfer.to))]
-    pub async fn transfer(
-        &self,
-        context: &CommandContext,
-        transfer: Transfer,
-    ) -> Result<Outcome, CommandError> {
-        self.run(context, &[transfer.from, transfer.to], || async {
-            if transfer.from == transfer.to {
-                return Err(DomainError::SameAccount.into());
-            }
-            let (from, to) =
-                tokio::try_join!(self.store.load(transfer.from), self.store.load(transfer.to))?;
-            let (debit, credit) =
-                domain::decide_transfer(from.account.as_ref(), to.account.as_ref(), &transfer)?;
-            Ok(Plan {
-                streams: vec![
-                    StreamAppend {
-                        stream_id: transfer.from,
-                        expected_version: from.version,
-                        state: from.account,
-                        events: vec![debit],
-                    },
-                    StreamAppend {
-                        stream_id: transfer.to,
-                        expected_version: to.version,
-                        state: to.account,
-                        events: vec![credit],
-                    },
-                ],
-                respond: transfer_outcome,
-                transfer_id: Some(transfer.transfer_id),
-            })
-        })
-        .await
-    }
-
-    async fn run<F, Fut>(
-        &self,
-        context: &CommandContext,
-        accounts: &[AccountId],
-        attempt: F,
-    ) -> Result<Outcome, CommandError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<Plan, CommandError>>,
-    {
-        if let Some(outcome) = self.replay(context).await? {
-            return Ok(outcome);
-        }
-        // Commands of this process on the same accounts take turns; others may still race.
-        let _turn = self.locks.lock(accounts).await;
-        let command_id = CommandId::generate();
-        let metadata = EventMetadata {
-            actor: context.actor.clone(),
-            roles: context.roles.clone(),
-            correlation_id: context.correlation_id.clone(),
-            causation_id: Some(command_id.to_string()),
-            command_id,
-            command_type: context.command_type.to_string(),
-            idempotency_key: Some(context.idempotency_key.clone()),
-            client_addr: context.client_addr.clone(),
+        command: C,
+    ) -> Result<C::Output, CommandError> {
+        let name = command.name();
+        let result = self.writer.execute(context.clone(), command).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(error) => error.code().as_str().to_string(),
         };
-        for attempt_no in 1..=self.append_retries_max {
-            // A concurrent request with the same key may have committed since: answer as it did.
-            if attempt_no > 1
-                && let Some(outcome) = self.replay(context).await?
-            {
-                return Ok(outcome);
-            }
-            let plan = match attempt().await {
-                Ok(plan) => plan,
-                Err(CommandError::Domain(refusal)) => {
-                    // The refusal may be caused by that request's own events (it spent the funds).
-                    if let Some(outcome) = self.replay(context).await? {
-                        return Ok(outcome);
-                    }
-                    return Err(CommandError::Domain(refusal));
-                }
-                Err(other) => return Err(other),
-            };
-            let respond = |appended: &Appended| -> Value {
-                serde_json::to_value((plan.respond)(&plan, appended))
-                    .expect("outcomes serialise to JSON")
-            };
-            let batch = AppendBatch {
-                streams: plan.streams.clone(),
-                metadata: &metadata,
-                idempotency: Some(IdempotencyRecord {
-                    key: &context.idempotency_key,
-                    command_type: context.command_type,
-                    request_hash: context.request_hash,
-                    respond: &respond,
-                }),
-            };
-            match self.store.append(batch).await {
-                Ok(appended) => {
-                    metrics::counter!("folio_commands_total", "command" => context.command_type, "outcome" => "ok")
-                        .increment(1);
-                    return Ok((plan.respond)(&plan, &appended));
-                }
-                Err(StoreError::Conflict { stream_id, .. }) => {
-                    tracing::debug!(%stream_id, attempt_no, "append conflict; deciding again");
-                    backoff(attempt_no).await;
-                }
-                Err(StoreError::IdempotencyKeyTaken(_)) => {
-                    // A concurrent request with the same key won; answer as it did.
-                    if let Some(outcome) = self.replay(context).await? {
-                        return Ok(outcome);
-                    }
-                }
-                Err(other) => return Err(other.into()),
-            }
-        }
-        metrics::counter!("folio_commands_total", "command" => context.command_type, "outcome" => "conflict")
+        metrics::counter!("folio_commands_total", "command" => name, "outcome" => outcome)
             .increment(1);
-        Err(CommandError::ConcurrencyConflict {
-            attempts: self.append_retries_max,
-        })
+        result
     }
 
-    /// The first answer given under this idempotency key, if the request is the same.
-    async fn replay(&self, context: &CommandContext) -> Result<Option<Outcome>, CommandError> {
-        let Some(stored) = self
-            .store
-            .stored_response(&context.actor, &context.idempotency_key)
-            .await?
-        else {
-            return Ok(None);
-        };
-        if stored.command_type != context.command_type
-            || stored.request_hash != context.request_hash
-        {
-            return Err(CommandError::IdempotencyKeyReused {
-                key: context.idempotency_key.clone(),
-            });
+    /// Runs a batch: every operation in one unit (`atomic`: all or none) or each on its
+    /// own; answers in input order.
+    pub async fn execute_batch(
+        &self,
+        operations: Vec<BatchOperation>,
+        atomic: bool,
+    ) -> Vec<Result<BatchAnswer, CommandError>> {
+        let answers = self.writer.execute_batch(operations, atomic).await;
+        for answer in &answers {
+            let outcome = match answer {
+                Ok(_) => "ok".to_string(),
+                Err(error) => error.code().as_str().to_string(),
+            };
+            metrics::counter!("folio_commands_total", "command" => "executeBatch", "outcome" => outcome)
+                .increment(1);
         }
-        let outcome = serde_json::from_value(stored.response).map_err(|e| {
-            CommandError::Internal(StoreError::Database(sqlx::Error::Decode(Box::new(e))))
-        })?;
-        Ok(Some(outcome))
+        answers
     }
-}
-
-fn single_stream_outcome(plan: &Plan, appended: &Appended) -> Outcome {
-    let stream = &appended.streams[0];
-    let event = stream.events.last().expect("an append writes events");
-    let moves_money = plan.streams[0]
-        .events
-        .iter()
-        .any(|e| e.balance_change().is_some());
-    if moves_money {
-        Outcome::Movement {
-            account: stream.state_after.clone(),
-            event_id: event.event_id.as_uuid(),
-            position: appended.position,
-        }
-    } else {
-        Outcome::Account {
-            account: stream.state_after.clone(),
-            position: appended.position,
-        }
-    }
-}
-
-fn transfer_outcome(plan: &Plan, appended: &Appended) -> Outcome {
-    let from_id = plan.streams[0].stream_id;
-    let to_id = plan.streams[1].stream_id;
-    let state = |id| {
-        appended
-            .stream(id)
-            .map(|s| s.state_after.clone())
-            .expect("both legs were appended")
-    };
-    Outcome::Transfer {
-        transfer_id: plan.transfer_id.expect("transfer plans carry their id"),
-        from: state(from_id),
-        to: state(to_id),
-        position: appended.position,
-    }
-}
-
-async fn backoff(attempt: u32) {
-    let ceiling = RETRY_BACKOFF_MAX.as_micros() as u64;
-    let window = (1_000u64 << attempt.min(6)).min(ceiling);
-    tokio::time::sleep(Duration::from_micros(fastrand::u64(0..=window))).await;
 }

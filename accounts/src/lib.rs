@@ -8,7 +8,7 @@ pub mod integrity;
 pub mod relay;
 pub mod startup;
 pub mod store;
-pub mod stream_locks;
+pub mod writer;
 
 /// The migrations of the `accounts` schema.
 pub fn migrator() -> sqlx::migrate::Migrator {

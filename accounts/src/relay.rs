@@ -35,7 +35,7 @@ use ledger::{
 };
 use platform::config::NatsSettings;
 use sqlx::{Connection, PgConnection, PgPool, Row, postgres::PgListener};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::{
     integrity::{Checkpointer, Folded, IntegritySettings},
@@ -101,6 +101,8 @@ pub struct Relay {
     last_status: Option<Instant>,
     warned_pid: Option<i32>,
     status: SharedRelayStatus,
+    /// Notified by this process's writer after each commit.
+    commits: Arc<Notify>,
 }
 
 impl Relay {
@@ -121,7 +123,15 @@ impl Relay {
             last_status: None,
             warned_pid: None,
             status: SharedRelayStatus::default(),
+            commits: Arc::new(Notify::new()),
         }
+    }
+
+    /// Wakes on `commits` (the writer of this process notifies it after each commit), besides
+    /// LISTEN for writers in other processes and polling.
+    pub fn with_wake(mut self, commits: Arc<Notify>) -> Self {
+        self.commits = commits;
+        self
     }
 
     /// Names the oldest running transaction once it has held publication back this long.
@@ -233,7 +243,7 @@ impl Relay {
                     if listener.is_none() {
                         listener = self.listener().await;
                     }
-                    wait_for_events(&mut listener, shutdown).await;
+                    wait_for_events(&mut listener, &self.commits, shutdown).await;
                 }
                 Err(RelayError::Publish(error)) => {
                     if !nats_down {
@@ -473,12 +483,20 @@ pub async fn rewind(pool: &PgPool, stream: &str) -> Result<u64, sqlx::Error> {
     Ok(result.rows_affected())
 }
 
-async fn wait_for_events(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>) {
+async fn wait_for_events(
+    listener: &mut Option<PgListener>,
+    commits: &Notify,
+    shutdown: &mut watch::Receiver<bool>,
+) {
     let Some(active) = listener.as_mut() else {
-        pause(RELAY_POLL_INTERVAL, shutdown).await;
+        tokio::select! {
+            _ = commits.notified() => {}
+            _ = pause(RELAY_POLL_INTERVAL, shutdown) => {}
+        }
         return;
     };
     tokio::select! {
+        _ = commits.notified() => {}
         received = active.recv() => {
             if received.is_err() {
                 *listener = None;

@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeSet, HashSet};
 
 use accounts::{
-    commands::{AccountsService, CommandError, Outcome},
+    commands::{AccountsService, CommandError, MovementOutcome},
     domain::{AccountStatus, DomainError},
 };
 use futures::future::join_all;
@@ -14,8 +14,8 @@ use ledger::{AccountId, ErrorCode, TransferId};
 use rust_decimal::Decimal;
 use sqlx::Executor;
 use support::{
-    TestDb, account_of, assert_stream_sound, assert_tx_ids_follow_versions, balance_after,
-    close_command, context, dec, deposit_command, event_count, freeze_command,
+    Outcome, TestDb, account_of, assert_stream_sound, assert_tx_ids_follow_versions, balance_after,
+    close_command, context, dec, deposit_command, event_count, execute, freeze_command,
     idempotency_key_count, new_key, open_command, open_with, run, run_transfer, stream_event_count,
     transfer, unfreeze_command, until_backends_wait_for_locks, withdraw_command,
 };
@@ -36,7 +36,7 @@ async fn fifty_concurrent_withdrawals_of_ten_from_a_hundred_leave_exactly_ten_an
     let mut refusals = 0;
     for result in results {
         match result.expect("withdrawal task") {
-            Ok(Outcome::Movement { account, .. }) => {
+            Ok(Outcome::Movement(MovementOutcome { account, .. })) => {
                 balances_left.insert(account.balance);
             }
             Ok(other) => panic!("a withdrawal answered {other:?}"),
@@ -128,12 +128,12 @@ async fn forty_racing_transfers_both_ways_conserve_money_and_keep_both_chains_in
     for joined in join_all(tasks).await {
         let (order, result) = joined.expect("transfer task");
         match result {
-            Ok(Outcome::Transfer {
+            Ok(Outcome::Transfer(accounts::commands::TransferOutcome {
                 transfer_id,
                 from,
                 to,
                 ..
-            }) => {
+            })) => {
                 assert_eq!(transfer_id, order.transfer_id);
                 assert_eq!((from.id, to.id), (order.from, order.to));
                 let value = order.amount.value();
@@ -186,15 +186,16 @@ async fn a_retry_with_the_same_key_and_input_answers_the_first_outcome_and_write
     let command = deposit_command(id, "25.00");
     let ctx = context("deposit", &key, &command);
 
-    let first = service
-        .execute(&ctx, command.clone())
+    let first = execute(&service, &ctx, command.clone())
         .await
         .expect("deposit");
     assert_eq!(account_of(&first).balance, dec("75.00"));
     let events_after_first = event_count(&db.pool).await;
     let keys_after_first = idempotency_key_count(&db.pool).await;
 
-    let retried = service.execute(&ctx, command.clone()).await.expect("retry");
+    let retried = execute(&service, &ctx, command.clone())
+        .await
+        .expect("retry");
     assert_eq!(retried, first);
     assert_eq!(event_count(&db.pool).await, events_after_first);
 
@@ -203,7 +204,7 @@ async fn a_retry_with_the_same_key_and_input_answers_the_first_outcome_and_write
         .await
         .expect("another deposit");
     let events_before_late_retry = event_count(&db.pool).await;
-    let late = service.execute(&ctx, command).await.expect("late retry");
+    let late = execute(&service, &ctx, command).await.expect("late retry");
     assert_eq!(late, first);
     assert_eq!(event_count(&db.pool).await, events_before_late_retry);
     assert_eq!(idempotency_key_count(&db.pool).await, keys_after_first + 1);
@@ -216,8 +217,8 @@ async fn a_retry_with_the_same_key_and_input_answers_the_first_outcome_and_write
         .expect("key recorded");
     assert_eq!(stored.command_type, "deposit");
     assert_eq!(stored.request_hash, ctx.request_hash);
-    let stored_outcome: Outcome = serde_json::from_value(stored.response).expect("outcome");
-    assert_eq!(stored_outcome, first);
+    let stored_outcome: MovementOutcome = serde_json::from_value(stored.response).expect("outcome");
+    assert_eq!(Outcome::Movement(stored_outcome), first);
 }
 
 #[tokio::test]
@@ -230,11 +231,11 @@ async fn a_transfer_retried_with_its_key_moves_the_money_once() {
     let ctx = context("transfer", &new_key(), &order);
 
     let first = service
-        .transfer(&ctx, order.clone())
+        .execute(&ctx, order.clone())
         .await
         .expect("transfer");
     let events = event_count(&db.pool).await;
-    let again = service.transfer(&ctx, order).await.expect("retry");
+    let again = service.execute(&ctx, order).await.expect("retry");
     assert_eq!(again, first);
     assert_eq!(event_count(&db.pool).await, events);
     let account_a = service.account(a).await.expect("load").expect("a");
@@ -253,18 +254,20 @@ async fn the_same_key_with_a_different_input_is_refused_and_writes_nothing() {
     let other = open_with(&service, "USD", "0").await;
     let key = new_key();
     let command = deposit_command(id, "25.00");
-    service
-        .execute(&context("deposit", &key, &command), command)
+    execute(&service, &context("deposit", &key, &command), command)
         .await
         .expect("deposit");
     let events = event_count(&db.pool).await;
     let keys = idempotency_key_count(&db.pool).await;
 
     let other_amount = deposit_command(id, "26.00");
-    let error = service
-        .execute(&context("deposit", &key, &other_amount), other_amount)
-        .await
-        .expect_err("a different amount under a used key");
+    let error = execute(
+        &service,
+        &context("deposit", &key, &other_amount),
+        other_amount,
+    )
+    .await
+    .expect_err("a different amount under a used key");
     assert!(
         matches!(&error, CommandError::IdempotencyKeyReused { key: k } if *k == key),
         "{error:?}"
@@ -272,10 +275,13 @@ async fn the_same_key_with_a_different_input_is_refused_and_writes_nothing() {
     assert_eq!(error.code(), ErrorCode::IdempotencyKeyReused);
 
     let other_command = withdraw_command(id, "25.00");
-    let error = service
-        .execute(&context("withdraw", &key, &other_command), other_command)
-        .await
-        .expect_err("another command under a used key");
+    let error = execute(
+        &service,
+        &context("withdraw", &key, &other_command),
+        other_command,
+    )
+    .await
+    .expect_err("another command under a used key");
     assert!(
         matches!(error, CommandError::IdempotencyKeyReused { .. }),
         "{error:?}"
@@ -283,7 +289,7 @@ async fn the_same_key_with_a_different_input_is_refused_and_writes_nothing() {
 
     let other_transfer = transfer(id, other, "1.00");
     let error = service
-        .transfer(&context("transfer", &key, &other_transfer), other_transfer)
+        .execute(&context("transfer", &key, &other_transfer), other_transfer)
         .await
         .expect_err("a transfer under a used key");
     assert!(
@@ -308,7 +314,7 @@ async fn ten_concurrent_requests_with_one_key_write_one_set_of_events_and_answer
 
     let tasks = (0..10).map(|_| {
         let (service, ctx, command) = (service.clone(), ctx.clone(), command.clone());
-        tokio::spawn(async move { service.execute(&ctx, command).await })
+        tokio::spawn(async move { execute(&service, &ctx, command).await })
     });
     let outcomes: Vec<Outcome> = join_all(tasks)
         .await
@@ -350,7 +356,7 @@ async fn requests_sharing_a_key_all_get_the_first_answer_even_when_it_spent_the_
     let tasks: Vec<_> = (0..requests)
         .map(|_| {
             let (service, ctx, command) = (db.service(), ctx.clone(), command.clone());
-            tokio::spawn(async move { service.execute(&ctx, command).await })
+            tokio::spawn(async move { execute(&service, &ctx, command).await })
         })
         .collect();
     until_backends_wait_for_locks(&db.pool, requests).await;
@@ -572,7 +578,7 @@ async fn every_event_records_who_caused_it_and_both_legs_share_one_command() {
     let b = open_with(&service, "USD", "0").await;
     let order = transfer(a, b, "4.00");
     let ctx = context("transfer", &new_key(), &order);
-    service.transfer(&ctx, order).await.expect("transfer");
+    service.execute(&ctx, order).await.expect("transfer");
 
     let events_a = assert_stream_sound(&db.store(), a).await;
     let events_b = assert_stream_sound(&db.store(), b).await;

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use accounts::{
-    commands::{AccountsService, CommandContext, Outcome},
-    domain::{Command, Deposit, Holder, OpenAccount},
+    commands::{AccountsService, CommandContext, MovementOutcome},
+    domain::{Deposit, Holder, OpenAccount},
     integrity::IntegritySettings,
     relay::{Relay, Step, try_lock},
     store::EventStore,
@@ -53,13 +53,12 @@ impl Harness {
         )
     }
 
-    fn context(&self, key: &str, command_type: &'static str) -> CommandContext {
+    fn context(&self, key: &str, _command_type: &'static str) -> CommandContext {
         CommandContext {
             actor: "relay-test".into(),
             roles: vec!["teller".into()],
             correlation_id: "relay-test".into(),
             client_addr: None,
-            command_type,
             idempotency_key: key.into(),
             request_hash: Hash::from_bytes([7; 32]),
         }
@@ -67,12 +66,12 @@ impl Harness {
 
     async fn open(&self) -> AccountId {
         let id = AccountId::generate();
-        let command = Command::Open(OpenAccount {
+        let command = OpenAccount {
             account_id: id,
             holder: Holder::parse("Relay Test").expect("holder"),
             currency: Currency::parse("USD").expect("usd"),
             overdraft_limit: Decimal::ZERO,
-        });
+        };
         let key = format!("open-{id}");
         self.service
             .execute(&self.context(&key, "openAccount"), command)
@@ -81,12 +80,12 @@ impl Harness {
         id
     }
 
-    async fn deposit(&self, id: AccountId, amount: i64) -> Outcome {
-        let command = Command::Deposit(Deposit {
+    async fn deposit(&self, id: AccountId, amount: i64) -> MovementOutcome {
+        let command = Deposit {
             account_id: id,
             amount: PositiveAmount::parse(Decimal::from(amount)).expect("amount"),
             reference: None,
-        });
+        };
         let key = format!("deposit-{}", uuid::Uuid::new_v4());
         self.service
             .execute(&self.context(&key, "deposit"), command)

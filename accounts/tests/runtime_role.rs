@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use accounts::{
     commands::{AccountsService, CommandContext},
-    domain::{Command, Deposit, Holder, OpenAccount},
+    domain::{Deposit, Holder, OpenAccount},
     store::EventStore,
 };
 use ledger::{AccountId, Currency, Hash, PositiveAmount};
@@ -27,13 +27,12 @@ async fn as_runtime_role() -> (PgPool, PgPool) {
     (owner, runtime)
 }
 
-fn context(key: &str, command_type: &'static str) -> CommandContext {
+fn context(key: &str, _command_type: &'static str) -> CommandContext {
     CommandContext {
         actor: "teller-ada".into(),
         roles: vec!["teller".into()],
         correlation_id: "runtime-role".into(),
         client_addr: None,
-        command_type,
         idempotency_key: key.into(),
         request_hash: Hash::from_bytes([3; 32]),
     }
@@ -44,22 +43,22 @@ async fn commands_run_as_the_runtime_role() {
     let (_owner, runtime) = as_runtime_role().await;
     let service = AccountsService::new(EventStore::new(runtime.clone()));
     let id = AccountId::generate();
-    let open = Command::Open(OpenAccount {
+    let open = OpenAccount {
         account_id: id,
         holder: Holder::parse("Ada").expect("holder"),
         currency: Currency::parse("USD").expect("usd"),
         overdraft_limit: Decimal::ZERO,
-    });
+    };
     service
         .execute(&context("open", "openAccount"), open)
         .await
         .expect("open as folio_app");
     for n in 0..120 {
-        let deposit = Command::Deposit(Deposit {
+        let deposit = Deposit {
             account_id: id,
             amount: PositiveAmount::parse(Decimal::ONE).expect("amount"),
             reference: None,
-        });
+        };
         service
             .execute(&context(&format!("deposit-{n}"), "deposit"), deposit)
             .await
@@ -74,12 +73,12 @@ async fn commands_run_as_the_runtime_role() {
 async fn the_runtime_role_cannot_change_or_remove_history() {
     let (owner, runtime) = as_runtime_role().await;
     let service = AccountsService::new(EventStore::new(owner.clone()));
-    let open = Command::Open(OpenAccount {
+    let open = OpenAccount {
         account_id: AccountId::generate(),
         holder: Holder::parse("Ada").expect("holder"),
         currency: Currency::parse("USD").expect("usd"),
         overdraft_limit: Decimal::ZERO,
-    });
+    };
     service
         .execute(&context("open", "openAccount"), open)
         .await

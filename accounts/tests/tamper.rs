@@ -17,7 +17,7 @@ use accounts::{
         VerifyOptions, audit_proof, latest_checkpoint, stored_checkpoints, verify,
     },
     relay::{Relay, Step},
-    store::{AppendBatch, EVENT_COLUMNS, EventStore, StreamAppend, recorded_event},
+    store::{EVENT_COLUMNS, EventStore, StreamAppend, recorded_event},
 };
 use async_nats::jetstream;
 use chrono::TimeDelta;
@@ -322,11 +322,7 @@ impl Ledger {
         }
         let appended = self
             .store
-            .append(AppendBatch {
-                streams: appends,
-                metadata: &metadata,
-                idempotency: None,
-            })
+            .append(appends, &metadata)
             .await
             .expect("append a round");
         for stream in appended.streams {

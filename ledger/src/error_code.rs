@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// One variant per reason an operation fails. Mapped once, at the edge, to `extensions.code`.
+/// One variant per reason an operation fails (`../shared/API.md`, "Errors" and "Errors that
+/// every operation shares"). Mapped once, at the edge, to `extensions.code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     Validation,
@@ -21,10 +22,21 @@ pub enum ErrorCode {
     StaleRead,
     Unavailable,
     Internal,
+    HoldNotFound,
+    HoldNotActive,
+    MovementNotFound,
+    NotReversible,
+    AlreadyReversed,
+    ValueDateOutOfRange,
+    PeriodClosed,
+    LinkedOperationFailed,
+    AdjustmentNotFound,
+    AdjustmentNotPending,
+    SelfApproval,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::Validation,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -41,6 +53,17 @@ impl ErrorCode {
         Self::StaleRead,
         Self::Unavailable,
         Self::Internal,
+        Self::HoldNotFound,
+        Self::HoldNotActive,
+        Self::MovementNotFound,
+        Self::NotReversible,
+        Self::AlreadyReversed,
+        Self::ValueDateOutOfRange,
+        Self::PeriodClosed,
+        Self::LinkedOperationFailed,
+        Self::AdjustmentNotFound,
+        Self::AdjustmentNotPending,
+        Self::SelfApproval,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -61,6 +84,17 @@ impl ErrorCode {
             Self::StaleRead => "STALE_READ",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
+            Self::HoldNotFound => "HOLD_NOT_FOUND",
+            Self::HoldNotActive => "HOLD_NOT_ACTIVE",
+            Self::MovementNotFound => "MOVEMENT_NOT_FOUND",
+            Self::NotReversible => "NOT_REVERSIBLE",
+            Self::AlreadyReversed => "ALREADY_REVERSED",
+            Self::ValueDateOutOfRange => "VALUE_DATE_OUT_OF_RANGE",
+            Self::PeriodClosed => "PERIOD_CLOSED",
+            Self::LinkedOperationFailed => "LINKED_OPERATION_FAILED",
+            Self::AdjustmentNotFound => "ADJUSTMENT_NOT_FOUND",
+            Self::AdjustmentNotPending => "ADJUSTMENT_NOT_PENDING",
+            Self::SelfApproval => "SELF_APPROVAL",
         }
     }
 }

@@ -14,10 +14,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    commands::IDEMPOTENCY_KEY_LEN_MAX,
-    domain::{
-        ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw,
-    },
+    commands::{CloseAccount, FreezeAccount, IDEMPOTENCY_KEY_LEN_MAX, UnfreezeAccount},
+    domain::{ChangeStatus, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw},
 };
 
 #[derive(InputObject, Serialize)]
@@ -123,7 +121,7 @@ fn reference(base: &str, raw: &Option<String>) -> Result<Option<Reference>, ApiE
 
 impl OpenAccountInput {
     /// The command and idempotency key; `base` is the input's path (`input`).
-    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<(OpenAccount, String), ApiError> {
         let key = idempotency_key(base, &self.idempotency_key)?;
         let holder = Holder::parse(&self.holder)
             .map_err(|e| ApiError::validation(&path(base, "holder"), e))?;
@@ -132,7 +130,7 @@ impl OpenAccountInput {
         let overdraft_limit =
             parse_limit(self.overdraft_limit.map_or(Amount::ZERO, |d| d.0), currency)
                 .map_err(|e| ApiError::invalid_amount(&path(base, "overdraftLimit"), e))?;
-        let command = Command::Open(OpenAccount {
+        let command = OpenAccount {
             account_id: self
                 .account_id
                 .map(|id| AccountId::from_uuid(id.0))
@@ -140,7 +138,7 @@ impl OpenAccountInput {
             holder,
             currency,
             overdraft_limit,
-        });
+        };
         Ok((command, key))
     }
 }
@@ -163,7 +161,7 @@ fn movement(
 }
 
 impl DepositInput {
-    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<(Deposit, String), ApiError> {
         let (account_id, amount, reference, key) = movement(
             base,
             self.account_id,
@@ -171,17 +169,17 @@ impl DepositInput {
             &self.reference,
             &self.idempotency_key,
         )?;
-        let command = Command::Deposit(Deposit {
+        let command = Deposit {
             account_id,
             amount,
             reference,
-        });
+        };
         Ok((command, key))
     }
 }
 
 impl WithdrawInput {
-    pub(crate) fn parse(&self, base: &str) -> Result<(Command, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<(Withdraw, String), ApiError> {
         let (account_id, amount, reference, key) = movement(
             base,
             self.account_id,
@@ -189,11 +187,11 @@ impl WithdrawInput {
             &self.reference,
             &self.idempotency_key,
         )?;
-        let command = Command::Withdraw(Withdraw {
+        let command = Withdraw {
             account_id,
             amount,
             reference,
-        });
+        };
         Ok((command, key))
     }
 }
@@ -226,16 +224,16 @@ impl AccountStatusInput {
         ))
     }
 
-    pub(crate) fn freeze(&self, base: &str) -> Result<(Command, String), ApiError> {
-        self.parse(base).map(|(c, k)| (Command::Freeze(c), k))
+    pub(crate) fn freeze(&self, base: &str) -> Result<(FreezeAccount, String), ApiError> {
+        self.parse(base).map(|(c, k)| (FreezeAccount(c), k))
     }
 
-    pub(crate) fn unfreeze(&self, base: &str) -> Result<(Command, String), ApiError> {
-        self.parse(base).map(|(c, k)| (Command::Unfreeze(c), k))
+    pub(crate) fn unfreeze(&self, base: &str) -> Result<(UnfreezeAccount, String), ApiError> {
+        self.parse(base).map(|(c, k)| (UnfreezeAccount(c), k))
     }
 
-    pub(crate) fn close(&self, base: &str) -> Result<(Command, String), ApiError> {
-        self.parse(base).map(|(c, k)| (Command::Close(c), k))
+    pub(crate) fn close(&self, base: &str) -> Result<(CloseAccount, String), ApiError> {
+        self.parse(base).map(|(c, k)| (CloseAccount(c), k))
     }
 }
 

@@ -15,8 +15,8 @@ use platform::{
 };
 
 use crate::{
-    commands::{AccountsService, CommandContext, CommandError, Outcome},
-    domain::{Command, Subject},
+    commands::{AccountsService, Command, CommandContext, CommandError},
+    domain::Subject,
 };
 
 pub use inputs::{
@@ -78,7 +78,7 @@ impl AccountsMutation {
         input: OpenAccountInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(input.account_id, "accountId");
-        execute(ctx, "openAccount", input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &input, &fields).await
     }
 
     /// Credits an account (teller).
@@ -89,7 +89,7 @@ impl AccountsMutation {
         input: DepositInput,
     ) -> Result<MovementPayload, ApiError> {
         let fields = InputFields::movement(input.account_id);
-        execute(ctx, "deposit", input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &input, &fields).await
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
@@ -100,7 +100,7 @@ impl AccountsMutation {
         input: WithdrawInput,
     ) -> Result<MovementPayload, ApiError> {
         let fields = InputFields::movement(input.account_id);
-        execute(ctx, "withdraw", input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &input, &fields).await
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
@@ -110,18 +110,12 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: TransferInput,
     ) -> Result<TransferPayload, ApiError> {
-        let (transfer, key) = input.parse(INPUT)?;
         let fields = InputFields::of(INPUT)
             .account(Some(input.from_account_id), "fromAccountId")
             .account(Some(input.to_account_id), "toAccountId")
             .amount()
             .counterparty("toAccountId");
-        let context = command_context(ctx, "transfer", key, &input)?;
-        let outcome = service(ctx)?
-            .transfer(&context, transfer)
-            .await
-            .map_err(|e| command_error(e, &fields))?;
-        TransferPayload::try_from(outcome)
+        execute(ctx, input.parse(INPUT), &input, &fields).await
     }
 
     /// Stops all debits and credits until unfrozen (supervisor).
@@ -132,7 +126,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(ctx, "freezeAccount", input.freeze(INPUT), &input, &fields).await
+        execute(ctx, input.freeze(INPUT), &input, &fields).await
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
@@ -143,14 +137,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(
-            ctx,
-            "unfreezeAccount",
-            input.unfreeze(INPUT),
-            &input,
-            &fields,
-        )
-        .await
+        execute(ctx, input.unfreeze(INPUT), &input, &fields).await
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
@@ -161,7 +148,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(ctx, "closeAccount", input.close(INPUT), &input, &fields).await
+        execute(ctx, input.close(INPUT), &input, &fields).await
     }
 }
 
@@ -231,19 +218,19 @@ impl InputFields {
     }
 }
 
-/// Runs a parsed single-account command under the request's context and shapes its answer.
-async fn execute<P>(
+/// Runs a parsed command under the request's context and shapes its answer.
+async fn execute<C, P>(
     ctx: &Context<'_>,
-    command_type: &'static str,
-    parsed: Result<(Command, String), ApiError>,
+    parsed: Result<(C, String), ApiError>,
     input: &impl serde::Serialize,
     fields: &InputFields,
 ) -> Result<P, ApiError>
 where
-    P: TryFrom<Outcome, Error = ApiError>,
+    C: Command,
+    P: TryFrom<C::Output, Error = ApiError>,
 {
     let (command, key) = parsed?;
-    let context = command_context(ctx, command_type, key, input)?;
+    let context = command_context(ctx, command.name(), key, input)?;
     let outcome = service(ctx)?
         .execute(&context, command)
         .await
@@ -268,7 +255,6 @@ fn command_context(
         roles: request.principal.role_names(),
         correlation_id: request.correlation_id.clone(),
         client_addr: request.client_addr.clone(),
-        command_type,
         idempotency_key,
         request_hash: inputs::fingerprint(command_type, input),
     })
@@ -292,11 +278,8 @@ fn command_error(error: CommandError, fields: &InputFields) -> ApiError {
         CommandError::IdempotencyKeyReused { .. } => {
             ApiError::new(error.code(), error.to_string()).at(&fields.path("idempotencyKey"))
         }
-        CommandError::ConcurrencyConflict { .. } => ApiError::new(error.code(), error.to_string()),
+        CommandError::ConcurrencyConflict { .. } | CommandError::LinkedOperationFailed { .. } => {
+            ApiError::new(error.code(), error.to_string())
+        }
     }
-}
-
-/// The outcome of a command did not have the expected shape: a programming error.
-fn unexpected(outcome: &Outcome) -> ApiError {
-    ApiError::internal(format!("unexpected command outcome {outcome:?}"))
 }

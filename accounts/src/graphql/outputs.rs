@@ -6,8 +6,10 @@ use platform::{
     scalars::{DateTime, Decimal, Uuid},
 };
 
-use super::unexpected;
-use crate::{commands::Outcome, domain};
+use crate::{
+    commands::{AccountOutcome, MovementOutcome, TransferOutcome},
+    domain,
+};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccountStatus {
@@ -75,56 +77,38 @@ pub struct TransferPayload {
     pub position: String,
 }
 
-impl TryFrom<Outcome> for AccountPayload {
+impl TryFrom<AccountOutcome> for AccountPayload {
     type Error = ApiError;
 
-    fn try_from(outcome: Outcome) -> Result<Self, ApiError> {
-        match outcome {
-            Outcome::Account { account, position } => Ok(Self {
-                account: account.try_into()?,
-                position: position.to_string(),
-            }),
-            other => Err(unexpected(&other)),
-        }
+    fn try_from(outcome: AccountOutcome) -> Result<Self, ApiError> {
+        Ok(Self {
+            account: outcome.account.try_into()?,
+            position: outcome.position.to_string(),
+        })
     }
 }
 
-impl TryFrom<Outcome> for MovementPayload {
+impl TryFrom<MovementOutcome> for MovementPayload {
     type Error = ApiError;
 
-    fn try_from(outcome: Outcome) -> Result<Self, ApiError> {
-        match outcome {
-            Outcome::Movement {
-                account,
-                event_id,
-                position,
-            } => Ok(Self {
-                account: account.try_into()?,
-                event_id: Uuid(event_id),
-                position: position.to_string(),
-            }),
-            other => Err(unexpected(&other)),
-        }
+    fn try_from(outcome: MovementOutcome) -> Result<Self, ApiError> {
+        Ok(Self {
+            account: outcome.account.try_into()?,
+            event_id: Uuid(outcome.event_id.as_uuid()),
+            position: outcome.position.to_string(),
+        })
     }
 }
 
-impl TryFrom<Outcome> for TransferPayload {
+impl TryFrom<TransferOutcome> for TransferPayload {
     type Error = ApiError;
 
-    fn try_from(outcome: Outcome) -> Result<Self, ApiError> {
-        match outcome {
-            Outcome::Transfer {
-                transfer_id,
-                from,
-                to,
-                position,
-            } => Ok(Self {
-                transfer_id: Uuid(transfer_id.as_uuid()),
-                from: from.try_into()?,
-                to: to.try_into()?,
-                position: position.to_string(),
-            }),
-            other => Err(unexpected(&other)),
-        }
+    fn try_from(outcome: TransferOutcome) -> Result<Self, ApiError> {
+        Ok(Self {
+            transfer_id: Uuid(outcome.transfer_id.as_uuid()),
+            from: outcome.from.try_into()?,
+            to: outcome.to.try_into()?,
+            position: outcome.position.to_string(),
+        })
     }
 }
