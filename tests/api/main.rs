@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+mod batches;
 mod compliance;
 mod crash;
 mod errors;

@@ -1,6 +1,6 @@
 //! GraphQL inputs and their parsing into domain commands: each refusal names the field and the rule.
 
-use async_graphql::InputObject;
+use async_graphql::{InputObject, OneofObject};
 use ledger::{
     AccountId, Currency, Hash, PositiveAmount, TransferId, hashing::canonical_json,
     money::parse_limit,
@@ -69,6 +69,26 @@ pub struct AccountStatusInput {
     pub reason: String,
     #[serde(skip)]
     pub idempotency_key: String,
+}
+
+/// The most operations one `executeBatch` may carry (../shared/API.md, "Batches").
+pub const BATCH_OPERATIONS_MAX: usize = 1_000;
+
+/// A batch of deposits, withdrawals and transfers.
+#[derive(InputObject)]
+pub struct BatchInput {
+    /// At most 1,000, each with its own idempotency key.
+    pub operations: Vec<BatchOperationInput>,
+    /// true: all or none; false: each stands alone.
+    pub atomic: bool,
+}
+
+/// Exactly one operation.
+#[derive(OneofObject)]
+pub enum BatchOperationInput {
+    Deposit(DepositInput),
+    Withdraw(WithdrawInput),
+    Transfer(TransferInput),
 }
 
 /// Identifies a request's content (without its idempotency key): a retry has the same fingerprint.

@@ -15,15 +15,21 @@ use platform::{
 };
 
 use crate::{
-    commands::{AccountsService, Command, CommandContext, CommandError},
+    commands::{
+        AccountsService, BatchCommand, BatchOperation, Command, CommandContext, CommandError,
+    },
     domain::Subject,
 };
 
 pub use inputs::{
-    AccountStatusInput, DepositInput, OpenAccountInput, TransferInput, WithdrawInput,
+    AccountStatusInput, BATCH_OPERATIONS_MAX, BatchInput, BatchOperationInput, DepositInput,
+    OpenAccountInput, TransferInput, WithdrawInput,
 };
 pub use integrity::{IntegrityData, IntegrityQuery, VERIFY_ONLINE_EVENTS_MAX};
-pub use outputs::{AccountPayload, AccountStatus, AccountView, MovementPayload, TransferPayload};
+pub use outputs::{
+    AccountPayload, AccountStatus, AccountView, BatchPayload, BatchResult, MovementPayload,
+    TransferPayload,
+};
 
 pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscription>;
 
@@ -116,6 +122,20 @@ impl AccountsMutation {
             .amount()
             .counterparty("toAccountId");
         execute(ctx, input.parse(INPUT), &input, &fields).await
+    }
+
+    /// Up to 1,000 deposits, withdrawals and transfers in one request (teller). With
+    /// `atomic: true` all are written or none: when one is refused nothing is written, it
+    /// carries its own code and the others LINKED_OPERATION_FAILED. With `atomic: false`
+    /// each stands alone. Results are in input order; every operation keeps its own
+    /// idempotency key.
+    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    async fn execute_batch(
+        &self,
+        ctx: &Context<'_>,
+        input: BatchInput,
+    ) -> Result<BatchPayload, ApiError> {
+        execute_batch(ctx, input).await
     }
 
     /// Stops all debits and credits until unfrozen (supervisor).
@@ -258,6 +278,129 @@ fn command_context(
         idempotency_key,
         request_hash: inputs::fingerprint(command_type, input),
     })
+}
+
+/// Parses every operation (a refusal names its path, `input.operations.3.transfer.amount`),
+/// runs the valid ones as one unit, and answers in input order.
+async fn execute_batch(ctx: &Context<'_>, input: BatchInput) -> Result<BatchPayload, ApiError> {
+    let count = input.operations.len();
+    if count == 0 || count > BATCH_OPERATIONS_MAX {
+        return Err(ApiError::validation(
+            "input.operations",
+            format!("must hold 1 to {BATCH_OPERATIONS_MAX} operations (got {count})"),
+        ));
+    }
+    let mut results: Vec<Option<BatchResult>> = vec![None; count];
+    let mut fields = Vec::with_capacity(count);
+    let mut operations = Vec::with_capacity(count);
+    let mut indexes = Vec::with_capacity(count);
+    for (index, operation) in input.operations.iter().enumerate() {
+        let parsed = parse_operation(ctx, index, operation);
+        match parsed {
+            Ok((operation, operation_fields)) => {
+                operations.push(operation);
+                fields.push(operation_fields);
+                indexes.push(index);
+            }
+            Err(error) => results[index] = Some(BatchResult::refused(index, &error)),
+        }
+    }
+    let first_refused = results.iter().position(Option::is_some);
+    if let (true, Some(first)) = (input.atomic, first_refused) {
+        let linked = command_error(
+            CommandError::LinkedOperationFailed { index: first },
+            &InputFields::of(INPUT),
+        );
+        for index in indexes {
+            results[index] = Some(BatchResult::refused(index, &linked));
+        }
+        return Ok(batch_payload(results));
+    }
+    let answers = service(ctx)?.execute_batch(operations, input.atomic).await;
+    for ((index, operation_fields), answer) in indexes.into_iter().zip(&fields).zip(answers) {
+        results[index] = Some(match answer {
+            Ok(answer) => BatchResult::written(index, answer),
+            Err(error) => BatchResult::refused(index, &command_error(error, operation_fields)),
+        });
+    }
+    Ok(batch_payload(results))
+}
+
+/// One operation of a batch as a command with its context and the paths of its inputs.
+fn parse_operation(
+    ctx: &Context<'_>,
+    index: usize,
+    operation: &BatchOperationInput,
+) -> Result<(BatchOperation, InputFields), ApiError> {
+    let at = |kind: &str| format!("{INPUT}.operations.{index}.{kind}");
+    let (command, key, fields, fingerprint) = match operation {
+        BatchOperationInput::Deposit(input) => {
+            let base = at("deposit");
+            let (command, key) = input.parse(&base)?;
+            let fields = InputFields::of(&base)
+                .account(Some(input.account_id), "accountId")
+                .amount();
+            let fingerprint = inputs::fingerprint(command.name(), input);
+            (BatchCommand::Deposit(command), key, fields, fingerprint)
+        }
+        BatchOperationInput::Withdraw(input) => {
+            let base = at("withdraw");
+            let (command, key) = input.parse(&base)?;
+            let fields = InputFields::of(&base)
+                .account(Some(input.account_id), "accountId")
+                .amount();
+            let fingerprint = inputs::fingerprint(command.name(), input);
+            (BatchCommand::Withdraw(command), key, fields, fingerprint)
+        }
+        BatchOperationInput::Transfer(input) => {
+            let base = at("transfer");
+            let (command, key) = input.parse(&base)?;
+            let fields = InputFields::of(&base)
+                .account(Some(input.from_account_id), "fromAccountId")
+                .account(Some(input.to_account_id), "toAccountId")
+                .amount()
+                .counterparty("toAccountId");
+            let fingerprint = inputs::fingerprint(command.name(), input);
+            (BatchCommand::Transfer(command), key, fields, fingerprint)
+        }
+    };
+    let request = RequestContext::of(ctx)?;
+    let context = CommandContext {
+        actor: request.principal.actor.clone(),
+        roles: request.principal.role_names(),
+        correlation_id: request.correlation_id.clone(),
+        client_addr: request.client_addr.clone(),
+        idempotency_key: key,
+        request_hash: fingerprint,
+    };
+    Ok((BatchOperation { context, command }, fields))
+}
+
+fn batch_payload(results: Vec<Option<BatchResult>>) -> BatchPayload {
+    let results: Vec<BatchResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| {
+            result.unwrap_or_else(|| {
+                BatchResult::refused(
+                    index,
+                    &ApiError::internal("a batch operation was not answered"),
+                )
+            })
+        })
+        .collect();
+    let committed = results.iter().filter(|r| r.ok).count() as i32;
+    let position = results
+        .iter()
+        .filter_map(|r| r.position.as_deref())
+        .filter_map(|p| p.parse::<i64>().ok())
+        .max()
+        .map(|p| p.to_string());
+    BatchPayload {
+        results,
+        committed,
+        position,
+    }
 }
 
 /// A command's refusal as the client sees it: its code, its message, and the input it is about.

@@ -7,7 +7,7 @@ use platform::{
 };
 
 use crate::{
-    commands::{AccountOutcome, MovementOutcome, TransferOutcome},
+    commands::{AccountOutcome, BatchAnswer, MovementOutcome, TransferOutcome},
     domain,
 };
 
@@ -110,5 +110,57 @@ impl TryFrom<TransferOutcome> for TransferPayload {
             to: outcome.to.try_into()?,
             position: outcome.position.to_string(),
         })
+    }
+}
+
+/// What an `executeBatch` did: one result per operation, in input order.
+#[derive(SimpleObject)]
+pub struct BatchPayload {
+    pub results: Vec<BatchResult>,
+    /// How many operations were written (or answered as first written, for a retry).
+    pub committed: i32,
+    /// The highest position written; null when nothing was.
+    pub position: Option<String>,
+}
+
+/// One operation's outcome: `ok`, or its refusal's code, message and input field.
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct BatchResult {
+    pub index: i32,
+    pub ok: bool,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// The refused input's path, e.g. `input.operations.3.transfer.toAccountId`.
+    pub field: Option<String>,
+    pub event_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    pub position: Option<String>,
+}
+
+impl BatchResult {
+    pub(crate) fn refused(index: usize, error: &ApiError) -> Self {
+        Self {
+            index: index as i32,
+            ok: false,
+            code: Some(error.code.as_str().to_string()),
+            message: Some(error.client_message()),
+            field: error.field.clone(),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn written(index: usize, answer: BatchAnswer) -> Self {
+        let (event_id, transfer_id, position) = match answer {
+            BatchAnswer::Movement(m) => (Some(Uuid(m.event_id.as_uuid())), None, m.position),
+            BatchAnswer::Transfer(t) => (None, Some(Uuid(t.transfer_id.as_uuid())), t.position),
+        };
+        Self {
+            index: index as i32,
+            ok: true,
+            event_id,
+            transfer_id,
+            position: Some(position.to_string()),
+            ..Self::default()
+        }
     }
 }
