@@ -207,6 +207,8 @@ impl Relay {
         let mut stream_ready = false;
         let mut nats_down = false;
         let mut backoff = Backoff::default();
+        // The digest cursor and newest checkpoint are read afresh by the first fold.
+        self.checkpointer.reset();
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -266,19 +268,28 @@ impl Relay {
 
     /// Publishes the next batch of committed events, if any, then advances the checkpoint
     /// and folds the batch into the running digest (signing a checkpoint when due), in one
-    /// transaction.
+    /// transaction. A batch costs the same few statements whatever its size: one read (of
+    /// the checkpoint and the events after it), an update of the checkpoint and one of the
+    /// digest cursor (plus an insert when a checkpoint is signed), and the commit.
     pub async fn step(&mut self, conn: &mut PgConnection) -> Result<Step, RelayError> {
-        let checkpoint = self.checkpoint(conn).await?;
-        let sql = format!(
-            "select tx_id::text as tx_id_text, {EVENT_COLUMNS} from accounts.events
-             where (tx_id, position) > ($1::text::xid8, $2)
-               and tx_id < pg_snapshot_xmin(pg_current_snapshot())
-             order by tx_id, position
-             limit $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(checkpoint.tx_id.to_string())
-            .bind(checkpoint.position)
+        static NEXT_BATCH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "select e.tx_id::text as tx_id_text, {columns}
+                 from accounts.events e
+                 left join accounts.relay_checkpoints c on c.stream = $1
+                 where (e.tx_id, e.position) > (coalesce(c.tx_id, '0'), coalesce(c.position, 0))
+                   and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                 order by e.tx_id, e.position
+                 limit $2",
+                columns = EVENT_COLUMNS
+                    .split(',')
+                    .map(|c| format!("e.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        let rows = sqlx::query(sqlx::AssertSqlSafe(NEXT_BATCH.as_str()))
+            .bind(&self.settings.stream)
             .bind(RELAY_BATCH_EVENTS_MAX)
             .fetch_all(&mut *conn)
             .await?;
@@ -297,17 +308,21 @@ impl Relay {
             // Nothing new: still sign a checkpoint for what is folded once the interval has passed.
             if self.checkpointer.interval_elapsed() {
                 let mut tx = conn.begin().await?;
-                self.checkpointer.fold(&mut tx, &[]).await?;
+                let folding = self.checkpointer.fold(&mut tx, &[]).await?;
                 tx.commit().await?;
+                self.checkpointer.committed(folding);
             }
             return Ok(Step::Idle);
         };
         self.publish(&events).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(
-            "update accounts.relay_checkpoints
-             set tx_id = $2::text::xid8, position = $3, published_events = published_events + $4, updated_at = now()
-             where stream = $1",
+            "insert into accounts.relay_checkpoints (stream, tx_id, position, published_events, updated_at)
+             values ($1, $2::text::xid8, $3, $4, now())
+             on conflict (stream) do update
+                 set tx_id = excluded.tx_id, position = excluded.position,
+                     published_events = accounts.relay_checkpoints.published_events + excluded.published_events,
+                     updated_at = now()",
         )
         .bind(&self.settings.stream)
         .bind(last.tx_id.to_string())
@@ -315,8 +330,9 @@ impl Relay {
         .bind(events.len() as i64)
         .execute(&mut *tx)
         .await?;
-        self.checkpointer.fold(&mut tx, &folded).await?;
+        let folding = self.checkpointer.fold(&mut tx, &folded).await?;
         tx.commit().await?;
+        self.checkpointer.committed(folding);
         metrics::counter!("folio_relay_published_events_total").increment(events.len() as u64);
         self.published_events += events.len() as u64;
         Ok(Step::Published(events.len()))

@@ -27,7 +27,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    access_log::{self, Access, query_names},
+    access_log::{Access, query_names},
     graphql::READERS,
     queries::{self, Page, Position, QueryError},
     state::ReportingState,
@@ -89,11 +89,10 @@ pub async fn balances_report(
     let arguments = json!({
         "asOf": as_of, "currency": currency.map(|c| c.code()), "atLeast": at_least.map(|p| p.value().to_string()),
     });
-    access_log::record(
-        &state.pool,
-        &Access::of(request, query_names::BALANCES_CSV, arguments),
-    )
-    .await?;
+    state
+        .access_log
+        .record(Access::of(request, query_names::BALANCES_CSV, arguments))
+        .await?;
 
     let pool = state.pool.clone();
     let fetch = move |after: Option<queries::AccountKey>, limit: usize| {
@@ -171,11 +170,10 @@ pub async fn audit_report(
         "correlationId": filter.correlation_id, "from": filter.from, "to": filter.to,
         "atLeast": at_least.map(|p| p.value().to_string()),
     });
-    access_log::record(
-        &state.pool,
-        &Access::of(request, query_names::AUDIT_CSV, arguments),
-    )
-    .await?;
+    state
+        .access_log
+        .record(Access::of(request, query_names::AUDIT_CSV, arguments))
+        .await?;
 
     let pool = state.pool.clone();
     let fetch = move |after: Option<queries::PositionKey>, limit: usize| {

@@ -10,6 +10,7 @@ use platform::{
 use sqlx::PgPool;
 
 use crate::{
+    access_log::AccessLog,
     consumer::{ConsumerState, ProjectionConsumer},
     projection::Projector,
     queries::{self, Position},
@@ -43,6 +44,8 @@ pub struct ReportingState {
     pub options: ReportingOptions,
     pub consumer: ProjectionConsumer,
     pub relay: RelayWatch,
+    /// Where every read records its access (shared commits, see [`crate::access_log`]).
+    pub access_log: AccessLog,
 }
 
 impl ReportingState {
@@ -55,7 +58,9 @@ impl ReportingState {
         let projector = Projector::new(pool.clone(), settings.stream.clone());
         let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector);
         let relay = RelayWatch::spawn(nats.clone(), &settings.subject_prefix);
+        let access_log = AccessLog::spawn(pool.clone());
         Self {
+            access_log,
             pool,
             nats,
             settings,

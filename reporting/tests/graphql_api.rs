@@ -694,3 +694,34 @@ async fn a_page_costs_its_size_against_the_complexity_limit() {
         response.errors[0].message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_share_access_log_commits_and_each_is_recorded() {
+    let api = std::sync::Arc::new(TestApi::new().await);
+    let (a, _, _) = seeded(&api).await;
+    let reads = 64;
+    let tasks: Vec<_> = (0..reads)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.data(
+                    BALANCE_AS_OF,
+                    json!({ "id": a, "asOf": "2026-03-02T11:00:00Z" }),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let data = task.await.expect("task");
+        assert_eq!(data["balanceAsOf"]["balance"], json!("69.50"));
+    }
+    let (rows, commits): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct xmin::text) from reporting.access_log where query = 'balanceAsOf'",
+    )
+    .fetch_one(&api.db.pool)
+    .await
+    .expect("access log");
+    assert_eq!(rows, reads, "one row per read");
+    assert!(commits < reads, "{reads} reads in {commits} commits");
+}

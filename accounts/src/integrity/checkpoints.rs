@@ -9,11 +9,30 @@ use super::IntegritySettings;
 use crate::store::{StoreError, tx_id};
 
 /// Keeps the running digest as the relay publishes, and signs checkpoints when due.
+///
+/// Only the leading relay writes the digest cursor and the checkpoints, so while it leads it
+/// keeps both in memory (read once, then known): a published batch costs one update of the
+/// cursor, plus an insert when a checkpoint is signed. [`Checkpointer::reset`] forgets them
+/// when the lead is (re)taken; [`Checkpointer::committed`] adopts what a folded batch wrote
+/// once its transaction has committed.
 #[derive(Clone, Debug)]
 pub struct Checkpointer {
     settings: IntegritySettings,
     last_signed: Option<Instant>,
+    known: Option<Known>,
 }
+
+/// The cursor and the newest checkpoint, as the database holds them.
+#[derive(Clone, Debug)]
+struct Known {
+    cursor: Cursor,
+    /// `(sequence, event_count, digest)` of the newest checkpoint; zeros before the first.
+    last: (i64, i64, Hash),
+}
+
+/// What a fold wrote, to adopt once its transaction commits.
+#[derive(Clone, Debug)]
+pub struct Folding(Known);
 
 /// One published event, as the digest needs it.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +42,7 @@ pub struct Folded {
     pub hash: Hash,
 }
 
+#[derive(Clone, Debug)]
 struct Cursor {
     tx_id: u64,
     position: i64,
@@ -35,7 +55,18 @@ impl Checkpointer {
         Self {
             settings,
             last_signed: None,
+            known: None,
         }
+    }
+
+    /// Forgets the cursor and newest checkpoint; they are read again by the next fold.
+    pub fn reset(&mut self) {
+        self.known = None;
+    }
+
+    /// Adopts what a fold wrote, now that its transaction committed.
+    pub fn committed(&mut self, folding: Folding) {
+        self.known = Some(folding.0);
     }
 
     /// Whether the interval since the last signature has passed (counted from the first call).
@@ -45,55 +76,54 @@ impl Checkpointer {
     }
 
     /// Folds the events past the cursor into the digest, and signs a checkpoint if one is
-    /// due, inside the caller's transaction. Events at or before the cursor (published
-    /// again after a rewind) are not folded twice.
+    /// due, inside the caller's transaction; returns what it wrote, for
+    /// [`Checkpointer::committed`] after the commit. Events at or before the cursor
+    /// (published again after a rewind) are not folded twice.
     pub async fn fold(
         &mut self,
         conn: &mut PgConnection,
         events: &[Folded],
-    ) -> Result<(), StoreError> {
-        let mut cursor = read_cursor(conn).await?;
+    ) -> Result<Folding, StoreError> {
+        let mut known = match &self.known {
+            Some(known) => known.clone(),
+            None => Known {
+                cursor: read_cursor(conn).await?,
+                last: read_last(conn).await?,
+            },
+        };
         let mut folded = 0;
         for event in events {
-            if (event.tx_id, event.position) <= (cursor.tx_id, cursor.position) {
+            if (event.tx_id, event.position) <= (known.cursor.tx_id, known.cursor.position) {
                 continue;
             }
-            cursor.digest = fold_digest(&cursor.digest, event.position, &event.hash);
-            cursor.tx_id = event.tx_id;
-            cursor.position = event.position;
-            cursor.event_count += 1;
+            known.cursor.digest = fold_digest(&known.cursor.digest, event.position, &event.hash);
+            known.cursor.tx_id = event.tx_id;
+            known.cursor.position = event.position;
+            known.cursor.event_count += 1;
             folded += 1;
         }
         if folded > 0 {
             sqlx::query(
                 "update accounts.digest_cursor set tx_id = $1::text::xid8, position = $2, event_count = $3, digest = $4",
             )
-            .bind(cursor.tx_id.to_string())
-            .bind(cursor.position)
-            .bind(cursor.event_count)
-            .bind(cursor.digest.as_bytes().as_slice())
+            .bind(known.cursor.tx_id.to_string())
+            .bind(known.cursor.position)
+            .bind(known.cursor.event_count)
+            .bind(known.cursor.digest.as_bytes().as_slice())
             .execute(&mut *conn)
             .await?;
         }
-        self.sign_if_due(conn, &cursor).await
+        self.sign_if_due(conn, &mut known).await?;
+        Ok(Folding(known))
     }
 
     async fn sign_if_due(
         &mut self,
         conn: &mut PgConnection,
-        cursor: &Cursor,
+        known: &mut Known,
     ) -> Result<(), StoreError> {
-        let last = sqlx::query("select sequence, event_count, digest from accounts.checkpoints order by sequence desc limit 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-        let (sequence, covered, previous_digest) = match &last {
-            Some(row) => (
-                row.try_get::<i64, _>("sequence")?,
-                row.try_get::<i64, _>("event_count")?,
-                hash(row, "digest")?,
-            ),
-            None => (0, 0, Hash::ZERO),
-        };
+        let cursor = &known.cursor;
+        let (sequence, covered, previous_digest) = known.last;
         let pending = cursor.event_count - covered;
         if pending <= 0 {
             // Nothing to sign: start the interval again, so an idle relay looks once per interval.
@@ -143,9 +173,31 @@ impl Checkpointer {
             "signed checkpoint"
         );
         metrics::counter!("folio_checkpoints_signed_total").increment(1);
+        known.last = (
+            checkpoint.sequence,
+            checkpoint.event_count,
+            checkpoint.digest,
+        );
         self.last_signed = Some(Instant::now());
         Ok(())
     }
+}
+
+/// `(sequence, event_count, digest)` of the newest checkpoint; zeros before the first.
+async fn read_last(conn: &mut PgConnection) -> Result<(i64, i64, Hash), StoreError> {
+    let last = sqlx::query(
+        "select sequence, event_count, digest from accounts.checkpoints order by sequence desc limit 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match &last {
+        Some(row) => (
+            row.try_get::<i64, _>("sequence")?,
+            row.try_get::<i64, _>("event_count")?,
+            hash(row, "digest")?,
+        ),
+        None => (0, 0, Hash::ZERO),
+    })
 }
 
 async fn read_cursor(conn: &mut PgConnection) -> Result<Cursor, StoreError> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use platform::config::{env_parse, env_var};
 
-pub use checkpoints::{Checkpointer, Folded, latest_checkpoint, stored_checkpoints};
+pub use checkpoints::{Checkpointer, Folded, Folding, latest_checkpoint, stored_checkpoints};
 pub use proof::{ProofError, audit_proof};
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions, verify};
 

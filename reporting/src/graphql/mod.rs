@@ -19,7 +19,7 @@ use platform::{
 use serde_json::{Value, json};
 
 use crate::{
-    access_log::{self, Access, query_names},
+    access_log::{Access, query_names},
     queries::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Position, cursor},
     state::ReportingState,
 };
@@ -289,7 +289,10 @@ async fn record(
     arguments: Value,
 ) -> Result<(), ApiError> {
     let request = RequestContext::of(ctx)?;
-    access_log::record(&state.pool, &Access::of(request, query, arguments)).await?;
+    state
+        .access_log
+        .record(Access::of(request, query, arguments))
+        .await?;
     Ok(())
 }
 
