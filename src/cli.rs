@@ -31,6 +31,8 @@ enum Command {
     Reporting,
     /// Publish the whole event store to JetStream again (the consumer skips what it has applied).
     Republish,
+    /// Build the read models again from the JetStream stream, in bulk, and swap them in.
+    Rebuild,
     /// Create the database if missing and apply every migration, then exit.
     Migrate,
     /// Print a bearer token signed with FOLIO_JWT_SECRET.
@@ -131,6 +133,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 settings.nats.stream
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild => {
+            platform::telemetry::init();
+            let settings = Settings::from_env()?;
+            crate::operations::rebuild(&settings).await.map(done)
         }
         Command::Token {
             sub,

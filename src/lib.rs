@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod configuration;
 pub mod integrity;
+pub mod operations;
 pub mod startup;

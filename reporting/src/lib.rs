@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod graphql;
 pub mod projection;
 pub mod queries;
+pub mod rebuild;
 pub mod relay_watch;
 pub mod reports;
 pub mod startup;

@@ -15,6 +15,7 @@ mod idempotency;
 mod integrity;
 mod metadata;
 mod outage;
+mod rebuild;
 mod reporting;
 mod reporting_roles;
 mod runtime_role;

@@ -25,6 +25,8 @@
 
 mod writes;
 
+use std::borrow::Cow;
+
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -38,6 +40,19 @@ use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use writes::{AccountRow, Parked, Writes};
+
+/// The schema the live read models are in.
+pub const READ_MODEL_SCHEMA: &str = "reporting";
+
+/// `sql` with its read-model tables in `schema` instead of [`READ_MODEL_SCHEMA`] (a rebuild
+/// writes into a schema of its own, then swaps it in).
+pub(crate) fn in_schema(schema: &str, sql: &'static str) -> Cow<'static, str> {
+    if schema == READ_MODEL_SCHEMA {
+        Cow::Borrowed(sql)
+    } else {
+        Cow::Owned(sql.replace("reporting.", &format!("{schema}.")))
+    }
+}
 
 /// An event as delivered, with its JetStream stream sequence.
 #[derive(Clone, Debug)]
@@ -107,6 +122,8 @@ pub struct Checkpoint {
 pub struct Projector {
     pool: PgPool,
     stream: String,
+    /// Where the read models are: [`READ_MODEL_SCHEMA`], or a rebuild's own schema.
+    schema: String,
     /// False once a batch has seen `parked_events` empty; saves a read per batch.
     maybe_parked: Arc<AtomicBool>,
 }
@@ -117,8 +134,15 @@ impl Projector {
         Self {
             pool,
             stream: stream.into(),
+            schema: READ_MODEL_SCHEMA.to_string(),
             maybe_parked: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// The same projector writing into the read-model tables of `schema`.
+    pub fn in_schema(mut self, schema: &str) -> Self {
+        self.schema = schema.to_string();
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -131,8 +155,8 @@ impl Projector {
 
     /// Where the projection stands (zeros before the first batch).
     pub async fn checkpoint(&self, conn: &mut PgConnection) -> Result<Checkpoint, ProjectionError> {
-        let row = sqlx::query(
-            "select delivered_sequence, watermark_sequence from reporting.projection_checkpoints where stream = $1",
+        let row = sqlx::query(sqlx::AssertSqlSafe(in_schema(&self.schema,
+            "select delivered_sequence, watermark_sequence from reporting.projection_checkpoints where stream = $1")),
         )
         .bind(&self.stream)
         .fetch_optional(&mut *conn)
@@ -149,16 +173,19 @@ impl Projector {
     /// Forgets where the projection stood in its stream, after the stream was recreated
     /// (its sequences start again at 1). Events already applied are skipped by version.
     pub async fn reset_sequences(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(&self.schema,
             "update reporting.projection_checkpoints
-             set delivered_sequence = 0, watermark_sequence = 0, updated_at = now() where stream = $1",
+             set delivered_sequence = 0, watermark_sequence = 0, updated_at = now() where stream = $1")),
         )
         .bind(&self.stream)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("update reporting.parked_events set stream_sequence = 0")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(
+            &self.schema,
+            "update reporting.parked_events set stream_sequence = 0",
+        )))
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
@@ -185,13 +212,13 @@ impl Projector {
         let check_parked = batch.is_empty() || self.maybe_parked.load(Ordering::Acquire);
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut parked = if check_parked {
-            load_parked(&mut tx, batch).await?
+            load_parked(&mut tx, &self.schema, batch).await?
         } else {
             BTreeMap::new()
         };
         let mut ids: Vec<Uuid> = batch.iter().map(|d| d.event.stream_id.as_uuid()).collect();
         ids.extend(parked.keys().map(|(account, _)| *account));
-        let mut accounts = load_accounts(&mut tx, ids).await?;
+        let mut accounts = load_accounts(&mut tx, &self.schema, ids).await?;
         let mut writes = Writes::default();
         let mut dispositions = Vec::with_capacity(batch.len());
         let mut unparked = 0;
@@ -238,11 +265,11 @@ impl Projector {
         writes.accounts = accounts.into_values().filter(|a| a.dirty).collect();
         let applied_events = writes.applied_events();
         let applied = writes.applied_positions();
-        writes.flush(&mut tx).await?;
+        writes.flush(&mut tx, &self.schema).await?;
 
         let delivered = batch.iter().map(|d| d.stream_sequence as i64).max();
         // The watermark: the delivered sequence, or just below the oldest parked event.
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(in_schema(&self.schema,
             "with parked as (select min(stream_sequence) as oldest, count(*) as parked from reporting.parked_events),
                   next as (
                       select greatest(coalesce(c.delivered_sequence, 0), coalesce($2, 0)) as delivered
@@ -268,7 +295,7 @@ impl Projector {
                  position = greatest(reporting.projection_checkpoints.position, excluded.position),
                  applied_events = reporting.projection_checkpoints.applied_events + excluded.applied_events,
                  updated_at = now()
-             returning watermark_sequence, (select parked from parked) as parked",
+             returning watermark_sequence, (select parked from parked) as parked")),
         )
         .bind(&self.stream)
         .bind(delivered)
@@ -294,13 +321,15 @@ impl Projector {
 /// Parked events of the batch's accounts (or every parked event, for a retry).
 async fn load_parked(
     tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
     batch: &[Delivery],
 ) -> Result<BTreeMap<(Uuid, i64), Parked>, ProjectionError> {
     let ids: Vec<Uuid> = batch.iter().map(|d| d.event.stream_id.as_uuid()).collect();
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(in_schema(
+        schema,
         "select account_id, stream_version, stream_sequence, event from reporting.parked_events
          where $1 or account_id = any($2)",
-    )
+    )))
     .bind(batch.is_empty())
     .bind(&ids)
     .fetch_all(&mut **tx)
@@ -352,14 +381,15 @@ fn drain_parked(
 /// The batch's accounts as projected so far, locked until the batch commits.
 async fn load_accounts(
     tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
     mut ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, AccountRow>, ProjectionError> {
     ids.sort();
     ids.dedup();
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
         "select account_id, holder, currency, balance, overdraft_limit, status, version, last_hash, opened_at,
                 updated_at, halted
-         from reporting.account_balances where account_id = any($1) order by account_id for update",
+         from reporting.account_balances where account_id = any($1) order by account_id for update")),
     )
     .bind(&ids)
     .fetch_all(&mut **tx)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ledger::{AccountEvent, Hash, RecordedEvent};
 
-use super::Delivery;
+use super::{Delivery, in_schema};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
@@ -210,23 +210,33 @@ impl Writes {
         self.entries.push(entry);
     }
 
-    pub async fn flush(self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-        self.flush_parked(tx).await?;
-        self.flush_audit(tx).await?;
-        self.flush_accounts(tx).await?;
-        self.flush_history(tx).await?;
-        self.flush_entries(tx).await?;
-        self.flush_transfers(tx).await?;
-        self.flush_alerts(tx).await
+    /// Writes every row, one statement per read model, into the tables of `schema`.
+    pub async fn flush(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
+        self.flush_parked(tx, schema).await?;
+        self.flush_audit(tx, schema).await?;
+        self.flush_accounts(tx, schema).await?;
+        self.flush_history(tx, schema).await?;
+        self.flush_entries(tx, schema).await?;
+        self.flush_transfers(tx, schema).await?;
+        self.flush_alerts(tx, schema).await
     }
 
-    async fn flush_parked(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_parked(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         if !self.unpark.is_empty() {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(
+                schema,
                 "delete from reporting.parked_events p
                  using unnest($1::uuid[], $2::int8[]) as u(account_id, stream_version)
                  where p.account_id = u.account_id and p.stream_version = u.stream_version",
-            )
+            )))
             .bind(self.unpark.iter().map(|(a, _)| *a).collect::<Vec<_>>())
             .bind(self.unpark.iter().map(|(_, v)| *v).collect::<Vec<_>>())
             .execute(&mut **tx)
@@ -245,10 +255,10 @@ impl Writes {
                 );
             }
             let rows: Vec<&Delivery> = rows.into_values().collect();
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "insert into reporting.parked_events (account_id, stream_version, stream_sequence, event)
                  select * from unnest($1::uuid[], $2::int8[], $3::int8[], $4::jsonb[])
-                 on conflict (account_id, stream_version) do nothing",
+                 on conflict (account_id, stream_version) do nothing")),
             )
             .bind(rows.iter().map(|d| d.event.stream_id.as_uuid()).collect::<Vec<_>>())
             .bind(rows.iter().map(|d| d.event.stream_version).collect::<Vec<_>>())
@@ -264,13 +274,17 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_audit(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_audit(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.audit.is_empty() {
             return Ok(());
         }
         let sequences: Vec<i64> = self.audit.iter().map(|(_, s)| *s).collect();
         let events: Vec<&RecordedEvent> = self.audit.iter().map(|(e, _)| e).collect();
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
             "insert into reporting.audit_log
                  (position, event_id, event_type, event_version, account_id, stream_version, recorded_at, actor, roles,
                   correlation_id, causation_id, command_id, command_type, idempotency_key, client_addr,
@@ -286,7 +300,7 @@ impl Writes {
                          $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[], $12::int8[])
                   as u(position, event_id, event_type, event_version, account_id, stream_version, recorded_at,
                        payload, metadata, prev_hash, hash, stream_sequence)
-             on conflict (position) do nothing",
+             on conflict (position) do nothing")),
         )
         .bind(events.iter().map(|e| e.position).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.event_id.as_uuid()).collect::<Vec<_>>())
@@ -310,16 +324,20 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_accounts(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_accounts(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         let (new, changed): (Vec<&AccountRow>, Vec<&AccountRow>) =
             self.accounts.iter().partition(|a| a.is_new);
         if !new.is_empty() {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "insert into reporting.account_balances
                      (account_id, holder, currency, balance, overdraft_limit, status, version, last_hash, opened_at,
                       updated_at, halted)
                  select * from unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::numeric[], $6::text[],
-                                      $7::int8[], $8::bytea[], $9::timestamptz[], $10::timestamptz[], $11::bool[])",
+                                      $7::int8[], $8::bytea[], $9::timestamptz[], $10::timestamptz[], $11::bool[])")),
             )
             .bind(new.iter().map(|a| a.account_id).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.holder.clone()).collect::<Vec<_>>())
@@ -336,13 +354,13 @@ impl Writes {
             .await?;
         }
         if !changed.is_empty() {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "update reporting.account_balances a
                  set balance = u.balance, status = u.status, version = u.version, last_hash = u.last_hash,
                      updated_at = u.updated_at, halted = u.halted
                  from unnest($1::uuid[], $2::numeric[], $3::text[], $4::int8[], $5::bytea[], $6::timestamptz[],
                              $7::bool[]) as u(account_id, balance, status, version, last_hash, updated_at, halted)
-                 where a.account_id = u.account_id",
+                 where a.account_id = u.account_id")),
             )
             .bind(changed.iter().map(|a| a.account_id).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.balance).collect::<Vec<_>>())
@@ -357,14 +375,18 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_history(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_history(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.history.is_empty() {
             return Ok(());
         }
         let rows = &self.history;
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
             "insert into reporting.balance_history (account_id, version, recorded_at, balance, event_id, position)
-             select * from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::numeric[], $5::uuid[], $6::int8[])",
+             select * from unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::numeric[], $5::uuid[], $6::int8[])")),
         )
         .bind(rows.iter().map(|r| r.account_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
@@ -377,17 +399,21 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_entries(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_entries(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.entries.is_empty() {
             return Ok(());
         }
         let rows = &self.entries;
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
             "insert into reporting.ledger_entries
                  (event_id, account_id, version, position, recorded_at, kind, amount, balance_after, currency,
                   reference, transfer_id, counterparty_account_id)
              select * from unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::timestamptz[], $6::text[],
-                                  $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::uuid[], $12::uuid[])",
+                                  $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::uuid[], $12::uuid[])")),
         )
         .bind(rows.iter().map(|r| r.event.event_id.as_uuid()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.event.stream_id.as_uuid()).collect::<Vec<_>>())
@@ -406,12 +432,16 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_transfers(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_transfers(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.transfers.is_empty() {
             return Ok(());
         }
         let rows: Vec<(&Uuid, &Transfer)> = self.transfers.iter().collect();
-        sqlx::query(
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
             "insert into reporting.transfers
                  (transfer_id, from_account_id, to_account_id, amount, currency, reference,
                   debit_event_id, credit_event_id, debited_at, credited_at)
@@ -421,7 +451,7 @@ impl Writes {
                  debit_event_id = coalesce(reporting.transfers.debit_event_id, excluded.debit_event_id),
                  credit_event_id = coalesce(reporting.transfers.credit_event_id, excluded.credit_event_id),
                  debited_at = coalesce(reporting.transfers.debited_at, excluded.debited_at),
-                 credited_at = coalesce(reporting.transfers.credited_at, excluded.credited_at)",
+                 credited_at = coalesce(reporting.transfers.credited_at, excluded.credited_at)")),
         )
         .bind(rows.iter().map(|(id, _)| **id).collect::<Vec<_>>())
         .bind(rows.iter().map(|(_, t)| t.from).collect::<Vec<_>>())
@@ -438,11 +468,15 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_alerts(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    async fn flush_alerts(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
         for alert in &self.alerts {
-            sqlx::query(
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "insert into reporting.integrity_alerts (account_id, event_id, position, stream_version, reason)
-                 values ($1, $2, $3, $4, $5)",
+                 values ($1, $2, $3, $4, $5)")),
             )
             .bind(alert.account_id)
             .bind(alert.event_id)
