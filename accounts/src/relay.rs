@@ -50,6 +50,8 @@ pub const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub const RELAY_STANDBY_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest pause between attempts while NATS or PostgreSQL is down.
 pub const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The longest one statement of the leading relay may run (or wait for a lock).
+pub const RELAY_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The advisory lock that makes one relay the publisher ("folio.rl" in ASCII).
 pub const RELAY_LOCK_KEY: i64 = 0x666f_6c69_6f2e_726c;
 /// How long the oldest running transaction may hold publication back before the relay
@@ -193,9 +195,18 @@ impl Relay {
         }
     }
 
-    /// A connection outside the pool, so the lock lives exactly as long as it does.
+    /// A connection outside the pool, so the lock lives exactly as long as it does. Its
+    /// statements may run at most [`RELAY_STATEMENT_TIMEOUT`]: a session left waiting on a
+    /// lock by a process that is gone then ends, and its lead with it.
     pub async fn lock_connection(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.pool.connect_options()).await
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "set statement_timeout = {}",
+            RELAY_STATEMENT_TIMEOUT.as_millis()
+        )))
+        .execute(&mut conn)
+        .await?;
+        Ok(conn)
     }
 
     async fn lead(

@@ -16,6 +16,7 @@ pub mod status;
 pub mod subjects;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 
 pub use envelope::{EventMetadata, RecordedEvent};
 pub use error_code::ErrorCode;

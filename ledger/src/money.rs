@@ -192,29 +192,32 @@ pub enum DecimalTextError {
     Empty,
     #[error("must not have blanks; write a decimal number such as \"100.50\"")]
     Blank,
-    #[error("must not have an exponent ({text:?}); write the digits out, such as \"1000\"")]
+    #[error("must not have an exponent ({text}); write the digits out, such as \"1000\"")]
     Exponent { text: String },
-    #[error("must not have '_' ({text:?}); write the digits only, such as \"1000\"")]
+    #[error("must not have '_' ({text}); write the digits only, such as \"1000\"")]
     Underscore { text: String },
-    #[error("must not have a '+' sign ({text:?})")]
+    #[error("must not have a '+' sign ({text})")]
     Plus { text: String },
-    #[error("must not have leading zeros ({text:?})")]
+    #[error("must not have leading zeros ({text})")]
     LeadingZero { text: String },
-    #[error("must have digits on both sides of the point ({text:?})")]
+    #[error("must have digits on both sides of the point ({text})")]
     LonelyPoint { text: String },
     #[error(
-        "{text:?} is not a decimal number; write digits with at most one point, such as \"100.50\""
+        "{text} is not a decimal number; write digits with at most one point, such as \"100.50\""
     )]
     NotDecimal { text: String },
     #[error("has more than {DECIMAL_DIGITS_MAX} digits; it cannot be held without rounding")]
     TooManyDigits,
+    #[error("zero has no sign ({text}); write it without '-'")]
+    SignedZero { text: String },
 }
 
 /// Reads `text` as an exact decimal by the grammar of [`DecimalTextError`]; the value keeps
 /// every digit written (`"10.000"` is 10.000). Whether a sign is allowed is the caller's
 /// rule: this accepts a leading `-`.
 pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalTextError> {
-    let shown = || text.chars().take(64).collect::<String>();
+    // As a JSON string: how a client developer wrote it, invisible characters escaped.
+    let shown = || crate::text::quoted(&text.chars().take(64).collect::<String>());
     if text.is_empty() {
         return Err(DecimalTextError::Empty);
     }
@@ -258,7 +261,11 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, DecimalTextError> {
     if whole.len() + fraction.map_or(0, str::len) > DECIMAL_DIGITS_MAX {
         return Err(DecimalTextError::TooManyDigits);
     }
-    Decimal::from_str_exact(text).map_err(|_| DecimalTextError::TooManyDigits)
+    let value = Decimal::from_str_exact(text).map_err(|_| DecimalTextError::TooManyDigits)?;
+    if value.is_zero() && text.starts_with('-') {
+        return Err(DecimalTextError::SignedZero { text: shown() });
+    }
+    Ok(value)
 }
 
 /// A limit such as an overdraft: zero or more, at most [`AMOUNT_MAX`], at the currency's scale.
@@ -367,45 +374,90 @@ mod tests {
             ("", DecimalTextError::Empty),
             (" 1", DecimalTextError::Blank),
             ("1 000", DecimalTextError::Blank),
-            ("1e3", DecimalTextError::Exponent { text: "1e3".into() }),
+            (
+                "1e3",
+                DecimalTextError::Exponent {
+                    text: "\"1e3\"".into(),
+                },
+            ),
             (
                 "1.5E-2",
                 DecimalTextError::Exponent {
-                    text: "1.5E-2".into(),
+                    text: "\"1.5E-2\"".into(),
                 },
             ),
             (
                 "1_000",
                 DecimalTextError::Underscore {
-                    text: "1_000".into(),
+                    text: "\"1_000\"".into(),
                 },
             ),
-            ("1_0", DecimalTextError::Underscore { text: "1_0".into() }),
-            ("+1", DecimalTextError::Plus { text: "+1".into() }),
-            ("01", DecimalTextError::LeadingZero { text: "01".into() }),
+            (
+                "1_0",
+                DecimalTextError::Underscore {
+                    text: "\"1_0\"".into(),
+                },
+            ),
+            (
+                "+1",
+                DecimalTextError::Plus {
+                    text: "\"+1\"".into(),
+                },
+            ),
+            (
+                "01",
+                DecimalTextError::LeadingZero {
+                    text: "\"01\"".into(),
+                },
+            ),
             (
                 "-00.5",
                 DecimalTextError::LeadingZero {
-                    text: "-00.5".into(),
+                    text: "\"-00.5\"".into(),
                 },
             ),
-            ("10.", DecimalTextError::LonelyPoint { text: "10.".into() }),
-            (".5", DecimalTextError::LonelyPoint { text: ".5".into() }),
+            (
+                "10.",
+                DecimalTextError::LonelyPoint {
+                    text: "\"10.\"".into(),
+                },
+            ),
+            (
+                ".5",
+                DecimalTextError::LonelyPoint {
+                    text: "\".5\"".into(),
+                },
+            ),
             (
                 "1.2.3",
                 DecimalTextError::NotDecimal {
-                    text: "1.2.3".into(),
+                    text: "\"1.2.3\"".into(),
                 },
             ),
-            ("ten", DecimalTextError::NotDecimal { text: "ten".into() }),
+            (
+                "ten",
+                DecimalTextError::NotDecimal {
+                    text: "\"ten\"".into(),
+                },
+            ),
             (
                 "0x10",
                 DecimalTextError::NotDecimal {
-                    text: "0x10".into(),
+                    text: "\"0x10\"".into(),
                 },
             ),
-            ("--1", DecimalTextError::NotDecimal { text: "--1".into() }),
-            ("NaN", DecimalTextError::NotDecimal { text: "NaN".into() }),
+            (
+                "--1",
+                DecimalTextError::NotDecimal {
+                    text: "\"--1\"".into(),
+                },
+            ),
+            (
+                "NaN",
+                DecimalTextError::NotDecimal {
+                    text: "\"NaN\"".into(),
+                },
+            ),
             (
                 "10.000000000000000000000000000001",
                 DecimalTextError::TooManyDigits,
@@ -417,6 +469,19 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(text), Err(refusal), "{text:?}");
         }
+    }
+
+    #[test]
+    fn zero_is_written_without_a_sign() {
+        for text in ["-0", "-0.00", "-0.0000"] {
+            assert_eq!(
+                parse_decimal(text),
+                Err(DecimalTextError::SignedZero {
+                    text: format!("{text:?}")
+                })
+            );
+        }
+        assert!(parse_decimal("0.00").is_ok());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(12 * 60 * 60);
 pub const TOKEN_TTL_MAX_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
 /// How far the issuer's clock may be from ours when checking `exp`, `nbf` and `iat`.
 pub const TOKEN_CLOCK_LEEWAY: Duration = Duration::from_secs(30);
+/// The longest bearer token accepted, in characters.
+pub const TOKEN_LEN_MAX: usize = 4_096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -111,7 +113,7 @@ pub enum AuthError {
     Malformed,
     #[error("the bearer token has expired")]
     Expired,
-    #[error("the bearer token is not valid: {0}")]
+    #[error("the bearer token is refused: {0}")]
     Invalid(String),
 }
 
@@ -180,11 +182,14 @@ impl TokenKeys {
     /// The caller a token names, if it is signed with our key and unexpired.
     /// Role names this platform does not know are ignored.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > TOKEN_LEN_MAX {
+            return Err(AuthError::Invalid(format!(
+                "a bearer token is at most {TOKEN_LEN_MAX} characters"
+            )));
+        }
+        refuse_critical_headers(token)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            })?;
+            .map_err(|e| refusal(e.kind()))?;
         let claims = data.claims;
         let now = now_secs();
         let leeway = TOKEN_CLOCK_LEEWAY.as_secs();
@@ -196,7 +201,7 @@ impl TokenKeys {
             ));
         }
         let lifetime = claims.exp.saturating_sub(claims.iat.unwrap_or(now));
-        if lifetime > self.ttl_max.as_secs() + leeway {
+        if lifetime > self.ttl_max.as_secs().saturating_add(leeway) {
             return Err(AuthError::Invalid(format!(
                 "the token lives longer than the {} hours this platform accepts (FOLIO_TOKEN_TTL_MAX)",
                 self.ttl_max.as_secs() / 3600
@@ -228,9 +233,9 @@ impl TokenKeys {
 
 /// `sub` is 1 to [`SUBJECT_LEN_MAX`] printable characters (after trimming).
 fn check_subject(raw: &str) -> Result<(), AuthError> {
-    if raw.chars().any(char::is_control) {
+    if raw.chars().any(ledger::text::is_unprintable) {
         return Err(AuthError::Invalid(
-            "sub must not contain control characters".into(),
+            "sub must not contain control, invisible or direction-changing characters".into(),
         ));
     }
     let sub = raw.trim();
@@ -240,6 +245,74 @@ fn check_subject(raw: &str) -> Result<(), AuthError> {
         )));
     }
     Ok(())
+}
+
+/// Why a token is refused, in our words (the library's are for its developers).
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    AuthError::Invalid(
+        match kind {
+            K::ExpiredSignature => return AuthError::Expired,
+            K::ImmatureSignature => "it is not valid yet (nbf is in the future)",
+            K::InvalidSignature => "its signature does not match this platform's secret",
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+                "it must be signed with HS256"
+            }
+            K::MissingRequiredClaim(_) => "it must carry the claims sub and exp",
+            K::InvalidAudience | K::InvalidIssuer | K::InvalidSubject => {
+                "it carries a claim this platform does not accept"
+            }
+            K::Json(_) | K::Utf8(_) | K::Base64(_) | K::InvalidToken => {
+                "it is not a well-formed JWT (header.payload.signature, base64url JSON: sub a string, exp a whole number of seconds, roles an array)"
+            }
+            _ => "it cannot be accepted",
+        }
+        .to_string(),
+    )
+}
+
+/// RFC 7515 §4.1.11: a token whose header lists critical extensions this platform does not
+/// understand (it understands none) must be refused.
+fn refuse_critical_headers(token: &str) -> Result<(), AuthError> {
+    // A header that does not decode is refused by the decoder with its own reason.
+    let critical = token
+        .split('.')
+        .next()
+        .and_then(base64url)
+        .and_then(|header| serde_json::from_slice::<serde_json::Value>(&header).ok())
+        .is_some_and(|header| header.get("crit").is_some());
+    if critical {
+        return Err(AuthError::Invalid(
+            "its header lists critical extensions (crit), which this platform does not understand"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// URL-safe base64 without padding, as JWT segments are written.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c)? << (18 - 6 * i);
+        }
+        let produced = chunk.len().saturating_sub(1);
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8][..produced]);
+    }
+    Some(out)
 }
 
 fn now_secs() -> u64 {

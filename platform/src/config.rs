@@ -94,6 +94,9 @@ impl NatsSettings {
     }
 }
 
+/// The most `FOLIO_TOKEN_TTL_MAX` may say: a year, in hours.
+pub const TOKEN_TTL_MAX_HOURS_LIMIT: u64 = 366 * 24;
+
 /// The HS256 secret bearer tokens are signed with, and how long a token may live.
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
@@ -110,8 +113,8 @@ impl AuthSettings {
             "FOLIO_TOKEN_TTL_MAX",
             crate::auth::TOKEN_TTL_MAX_DEFAULT.as_secs() / 3600,
         )?;
-        if hours == 0 {
-            bail!("FOLIO_TOKEN_TTL_MAX must be at least 1 (hours)");
+        if !(1..=TOKEN_TTL_MAX_HOURS_LIMIT).contains(&hours) {
+            bail!("FOLIO_TOKEN_TTL_MAX must be 1 to {TOKEN_TTL_MAX_HOURS_LIMIT} (hours)");
         }
         let token_ttl_max = std::time::Duration::from_secs(hours * 3600);
         match env_var("FOLIO_JWT_SECRET") {

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the services: common layers, health, readiness, metrics, serving.
 
-use std::{net::SocketAddr, sync::Arc, sync::OnceLock, time::Duration};
+use std::{sync::Arc, sync::OnceLock, time::Duration};
 
 use async_graphql::Executor;
 use axum::{
@@ -133,22 +133,37 @@ pub async fn check_postgres(pool: &sqlx::PgPool) -> Check {
 }
 
 /// The `publication` readiness check from a relay status: down, naming the transaction,
-/// while one holds publication back; `None` when no status is known.
+/// while one holds committed events back; up (still naming it) while one has been open
+/// that long but nothing waits behind it yet; `None` when no status is known.
 pub fn publication_check(status: Option<&ledger::status::RelayStatus>) -> Option<Check> {
     let status = status?;
     Some(match &status.blocker {
         None => Check::up("publication"),
-        Some(blocker) => Check::down(
-            "publication",
-            format!(
-                "held back for {:.0}s by the open transaction of backend pid {} (database {}, state {}); \
-                 events committed after it are not published until it ends",
-                blocker.open_for_secs,
+        Some(blocker) => {
+            let who = format!(
+                "the open transaction of backend pid {} (database {}, state {}, open {:.0}s)",
                 blocker.pid,
                 blocker.database.as_deref().unwrap_or("?"),
                 blocker.state.as_deref().unwrap_or("?"),
-            ),
-        ),
+                blocker.open_for_secs,
+            );
+            if blocker.events_waiting {
+                Check::down(
+                    "publication",
+                    format!(
+                        "held back by {who}; events committed after it are not published until it ends"
+                    ),
+                )
+            } else {
+                Check {
+                    name: "publication",
+                    ok: true,
+                    detail: format!(
+                        "{who} will hold publication back; nothing is waiting behind it yet"
+                    ),
+                }
+            }
+        }
     })
 }
 
@@ -179,16 +194,86 @@ pub async fn metrics() -> String {
     metrics_handle().render()
 }
 
-/// Serves `router` on `listener` (with client addresses) until `shutdown` resolves.
+/// The most connections one process serves at once; further clients wait in the
+/// listen backlog (a client cannot exhaust the process's file descriptors).
+pub const CONNECTIONS_MAX: usize = 2_048;
+/// How long a client has to send a request's headers, from its first byte (or from
+/// opening the connection): a client that never finishes is disconnected.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connections still serving a request get to finish at shutdown.
+pub const SHUTDOWN_CONNECTIONS_WAIT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, giving every request its
+/// client's address (`ConnectInfo<SocketAddr>`). At most [`CONNECTIONS_MAX`] connections
+/// at once, each given [`HEADER_READ_TIMEOUT`] to send a request's headers; then in-flight
+/// requests get [`SHUTDOWN_CONNECTIONS_WAIT`] to finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use axum::extract::ConnectInfo;
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    use tower::ServiceExt;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, address) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a client gone before accept: pause, then go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(ConnectInfo(address));
+                request
+            },
+        );
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = watched.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_CONNECTIONS_WAIT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at shutdown were closed");
+    }
+    Ok(())
 }

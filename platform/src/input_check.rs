@@ -32,6 +32,13 @@ use crate::{ApiError, scalars};
 
 /// How many names of the allowed ones a refusal lists.
 const NAMES_LISTED_MAX: usize = 12;
+/// The most selections an operation may have once every fragment spread is expanded (a
+/// chain of fragments that each spread the next twice doubles at every level, and so does
+/// the work of everything that walks the operation after this check).
+pub const OPERATION_SELECTIONS_MAX: usize = 5_000;
+/// The deepest fragments may spread fragments (fields nest at most as deep as the
+/// document's brackets, see [`crate::document`]).
+pub const FRAGMENT_DEPTH_MAX: usize = 32;
 
 /// An argument or input field: its type, and whether it has a default.
 #[derive(Clone, Debug)]
@@ -58,6 +65,7 @@ struct DirectiveDef {
     args: Vec<(String, InputValue)>,
     /// Executable locations, in SDL spelling (`FIELD`, `QUERY`, ...).
     locations: HashSet<String>,
+    repeatable: bool,
 }
 
 /// The input side of a schema: what every argument, input object, enum and directive takes.
@@ -159,6 +167,10 @@ impl InputSchema {
                 }
                 TypeSystemDefinition::Directive(directive) => {
                     let directive = directive.node;
+                    if BUILT_IN_DIRECTIVES.contains(&directive.name.node.as_str()) {
+                        // The spec defines these; the SDL only repeats them.
+                        continue;
+                    }
                     schema.directives.insert(
                         directive.name.node.to_string(),
                         DirectiveDef {
@@ -169,6 +181,7 @@ impl InputSchema {
                                 .filter_map(|l| executable_location(l.node))
                                 .map(str::to_string)
                                 .collect(),
+                            repeatable: directive.is_repeatable,
                         },
                     );
                 }
@@ -188,16 +201,30 @@ impl InputSchema {
         operation_name: Option<&str>,
         variables: &Variables,
     ) -> Result<(), ApiError> {
-        let operation = match (&document.operations, operation_name) {
-            (DocumentOperations::Single(operation), _) => &operation.node,
+        expansion_within_bounds(document)?;
+        let selected = match (&document.operations, operation_name) {
+            (DocumentOperations::Single(operation), _) => Some(&operation.node),
             (DocumentOperations::Multiple(operations), Some(name)) => {
-                match operations.get(&Name::new(name)) {
-                    Some(operation) => &operation.node,
-                    None => return Ok(()),
-                }
+                operations.get(&Name::new(name)).map(|o| &o.node)
             }
-            (DocumentOperations::Multiple(_), None) => return Ok(()),
+            (DocumentOperations::Multiple(_), None) => None,
         };
+        // Every operation of the document is checked (the spec validates the whole
+        // document); variable values only for the one that runs.
+        for (_, operation) in document.operations.iter() {
+            let operation = &operation.node;
+            let runs = selected.is_some_and(|s| std::ptr::eq(s, operation));
+            self.check_operation(document, operation, runs.then_some(variables))?;
+        }
+        Ok(())
+    }
+
+    fn check_operation(
+        &self,
+        document: &ExecutableDocument,
+        operation: &OperationDefinition,
+        variables: Option<&Variables>,
+    ) -> Result<(), ApiError> {
         let root = match operation.ty {
             OperationType::Query => Some(self.query.as_str()),
             OperationType::Mutation => self.mutation.as_deref(),
@@ -219,6 +246,87 @@ impl InputSchema {
         let mut visited = HashSet::new();
         walk.selection_set(&operation.selection_set.node, root, &mut visited)
     }
+}
+
+/// Refuses a document whose operations expand, through their fragment spreads, to more
+/// than [`OPERATION_SELECTIONS_MAX`] selections, or whose fragments nest deeper than
+/// [`FRAGMENT_DEPTH_MAX`] or spread each other in a cycle. Each fragment's size is worked
+/// out once, so the check itself is linear in the document.
+fn expansion_within_bounds(document: &ExecutableDocument) -> Result<(), ApiError> {
+    let mut sizes: HashMap<Name, usize> = HashMap::new();
+    let mut open: Vec<Name> = Vec::new();
+    for (_, operation) in document.operations.iter() {
+        let size = set_size(
+            document,
+            &operation.node.selection_set.node,
+            &mut sizes,
+            &mut open,
+        )?;
+        if size > OPERATION_SELECTIONS_MAX {
+            return Err(too_many_selections());
+        }
+    }
+    Ok(())
+}
+
+fn too_many_selections() -> ApiError {
+    ApiError::new(
+        ledger::ErrorCode::Validation,
+        format!(
+            "the operation expands to more than {OPERATION_SELECTIONS_MAX} selections through its fields and fragments"
+        ),
+    )
+}
+
+fn set_size(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    sizes: &mut HashMap<Name, usize>,
+    open: &mut Vec<Name>,
+) -> Result<usize, ApiError> {
+    let mut total = 0usize;
+    for selection in &set.items {
+        let size = match &selection.node {
+            Selection::Field(field) => {
+                1 + set_size(document, &field.node.selection_set.node, sizes, open)?
+            }
+            Selection::InlineFragment(inline) => {
+                set_size(document, &inline.node.selection_set.node, sizes, open)?
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                if let Some(size) = sizes.get(name) {
+                    *size
+                } else if open.contains(name) {
+                    return Err(ApiError::new(
+                        ledger::ErrorCode::Validation,
+                        format!(
+                            "the fragment {name} spreads itself (fragments may not form a cycle)"
+                        ),
+                    ));
+                } else if open.len() >= FRAGMENT_DEPTH_MAX {
+                    return Err(ApiError::new(
+                        ledger::ErrorCode::Validation,
+                        format!("fragments spread fragments more than {FRAGMENT_DEPTH_MAX} deep"),
+                    ));
+                } else if let Some(fragment) = document.fragments.get(name) {
+                    open.push(name.clone());
+                    let size = set_size(document, &fragment.node.selection_set.node, sizes, open)?;
+                    open.pop();
+                    sizes.insert(name.clone(), size);
+                    size
+                } else {
+                    // An unknown fragment is refused by async-graphql's validation.
+                    0
+                }
+            }
+        };
+        total = total.saturating_add(size);
+        if total > OPERATION_SELECTIONS_MAX {
+            return Err(too_many_selections());
+        }
+    }
+    Ok(total)
 }
 
 /// The SDL spelling of a location a directive may take in an operation.
@@ -244,6 +352,9 @@ fn operation_location(ty: OperationType) -> &'static str {
     }
 }
 
+/// The directives every executable document may use (the spec's `@skip` and `@include`).
+const BUILT_IN_DIRECTIVES: [&str; 2] = ["skip", "include"];
+
 fn built_in_directives() -> HashMap<String, DirectiveDef> {
     let condition = || {
         vec![(
@@ -264,6 +375,7 @@ fn built_in_directives() -> HashMap<String, DirectiveDef> {
             DirectiveDef {
                 args: condition(),
                 locations: locations.clone(),
+                repeatable: false,
             },
         ),
         (
@@ -271,6 +383,7 @@ fn built_in_directives() -> HashMap<String, DirectiveDef> {
             DirectiveDef {
                 args: condition(),
                 locations,
+                repeatable: false,
             },
         ),
     ])
@@ -315,7 +428,8 @@ struct Walk<'a> {
     schema: &'a InputSchema,
     document: &'a ExecutableDocument,
     operation: &'a OperationDefinition,
-    variables: &'a Variables,
+    /// The values of the variables, for the operation that runs; `None` for the others.
+    variables: Option<&'a Variables>,
 }
 
 impl Walk<'_> {
@@ -373,9 +487,22 @@ impl Walk<'_> {
         directives: &[Positioned<Directive>],
         location: &str,
     ) -> Result<(), ApiError> {
+        let mut seen: HashSet<&str> = HashSet::new();
         for directive in directives {
             let name = directive.node.name.node.as_str();
             let shown = format!("@{name}");
+            if !seen.insert(name)
+                && !self
+                    .schema
+                    .directives
+                    .get(name)
+                    .is_some_and(|d| d.repeatable)
+            {
+                return Err(ApiError::validation(
+                    &shown,
+                    "may be used only once in one place",
+                ));
+            }
             let Some(definition) = self.schema.directives.get(name) else {
                 return Err(ApiError::validation(
                     &shown,
@@ -413,11 +540,23 @@ impl Walk<'_> {
                 format!("{prefix}.{name}")
             }
         };
+        let mut seen: HashSet<&str> = HashSet::new();
         for (name, value) in given {
+            if !seen.insert(name.node.as_str()) {
+                return Err(ApiError::validation(
+                    &path(name.node.as_str()),
+                    "is given more than once",
+                ));
+            }
             let Some((_, definition)) = defined.iter().find(|(n, _)| n == name.node.as_str())
             else {
-                // Unknown arguments are refused by async-graphql's validation.
-                continue;
+                return Err(ApiError::validation(
+                    &path(name.node.as_str()),
+                    format!(
+                        "is not an argument here; use {}",
+                        listed(defined.iter().map(|(n, _)| n.clone()))
+                    ),
+                ));
             };
             self.value(
                 &value.node,
@@ -479,7 +618,17 @@ impl Walk<'_> {
                 format!("expects {expected}, but the variable ${name} is declared as {declared}"),
             ));
         }
-        let provided = self.variables.get(name);
+        let Some(variables) = self.variables else {
+            // Another operation of the document: its variables have no values here.
+            return Ok(());
+        };
+        let provided = variables.get(name);
+        if matches!(provided, Some(ConstValue::Null)) && !expected.nullable {
+            return Err(ApiError::validation(
+                path,
+                format!("must not be null ({expected}); the variable ${name} is null"),
+            ));
+        }
         match (provided, &definition.node.default_value) {
             (Some(value), _) => self.const_value(&value.clone().into_value(), declared, path),
             (None, Some(default)) => {
@@ -658,5 +807,49 @@ fn compatible(declared: &Type, expected: &Type) -> bool {
         (BaseType::List(d), BaseType::List(e)) => compatible(d, e),
         (BaseType::Named(d), BaseType::Named(e)) => d == e,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDL: &str = "type Query { a(x: Int!): Int b: String }
+        directive @skip(if: Boolean!) on FIELD | FRAGMENT_SPREAD | INLINE_FRAGMENT";
+
+    fn check(query: &str) -> Result<(), ApiError> {
+        let schema = InputSchema::from_sdl(SDL);
+        let document = async_graphql::parser::parse_query(query).expect("parses");
+        schema.check(&document, None, &Variables::default())
+    }
+
+    #[test]
+    fn directives_are_used_once_with_known_arguments() {
+        assert!(check("{ b @skip(if: false) }").is_ok());
+        for (query, field) in [
+            ("{ b @skip(if: false) @skip(if: true) }", "@skip"),
+            ("{ b @skip(if: false, if: true) }", "@skip.if"),
+            ("{ b @skip(if: true, x: 1) }", "@skip.x"),
+            ("{ b @nope }", "@nope"),
+            ("query @skip(if: true) { b }", "@skip"),
+        ] {
+            let error = check(query).expect_err(query);
+            assert_eq!(error.field.as_deref(), Some(field), "{query}");
+        }
+    }
+
+    #[test]
+    fn arguments_are_checked_against_their_types() {
+        assert!(check("{ a(x: 1) }").is_ok());
+        for (query, field) in [
+            ("{ a }", "x"),
+            ("{ a(x: \"one\") }", "x"),
+            ("{ a(x: 1, x: 2) }", "x"),
+            ("{ a(x: 1, y: 2) }", "y"),
+            ("{ a(x: null) }", "x"),
+        ] {
+            let error = check(query).expect_err(query);
+            assert_eq!(error.field.as_deref(), Some(field), "{query}");
+        }
     }
 }

@@ -40,6 +40,8 @@ pub const PIPELINE_BATCHES_MAX: usize = 2;
 pub const CONSUMER_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// How often a standby tries to take the lead.
 pub const STANDBY_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest one statement of the projector may run (or wait for a lock).
+pub const LEADER_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The advisory lock that makes one process the projector of a database ("folio.pj").
 pub const PROJECTION_LOCK_KEY: i64 = 0x666f_6c69_6f2e_706a;
 
@@ -284,6 +286,14 @@ impl ProjectionConsumer {
 
     async fn lead(&self, shutdown: &mut watch::Receiver<bool>) -> Result<Lead, ConsumerError> {
         let mut conn = PgConnection::connect_with(&self.projector.pool().connect_options()).await?;
+        // A batch blocked on a lock ends instead of holding the projection lock for ever, even
+        // when the process that sent it is gone (its session would otherwise wait on).
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "set statement_timeout = {}",
+            LEADER_STATEMENT_TIMEOUT.as_millis()
+        )))
+        .execute(&mut conn)
+        .await?;
         let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
             .bind(PROJECTION_LOCK_KEY)
             .fetch_one(&mut conn)

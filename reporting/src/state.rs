@@ -19,6 +19,9 @@ use crate::{
 
 /// The longest `atLeast` waits for the projection before answering STALE_READ.
 pub const AT_LEAST_WAIT_DEFAULT: Duration = Duration::from_secs(5);
+/// How long messages may wait unapplied before readiness calls the projection stalled.
+pub const PROJECTION_STALLED: Duration = Duration::from_secs(30);
+
 /// Tunables of the reporting service.
 #[derive(Clone, Copy, Debug)]
 pub struct ReportingOptions {
@@ -76,24 +79,42 @@ impl ReportingState {
     /// publication (held back by a transaction left open, if the relay says so).
     pub async fn checks(&self) -> Vec<Check> {
         let (state, since) = self.consumer.state();
-        let projection = match state {
-            ConsumerState::Leading => Check::up("projection"),
-            ConsumerState::StandingBy => Check {
+        let lag = match state {
+            ConsumerState::Leading | ConsumerState::StandingBy => {
+                tokio::time::timeout(READINESS_TIMEOUT, self.consumer.lag())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            _ => None,
+        };
+        let stalled = lag.filter(|l| l.events > 0 && l.seconds >= PROJECTION_STALLED.as_secs_f64());
+        let projection = match (state, stalled) {
+            (ConsumerState::Leading | ConsumerState::StandingBy, Some(lag)) => Check::down(
+                "projection",
+                format!(
+                    "stalled: {} messages have waited {:.0}s without being applied (is the projection's \
+                     database session blocked? see pg_stat_activity)",
+                    lag.events, lag.seconds
+                ),
+            ),
+            (ConsumerState::Leading, None) => Check::up("projection"),
+            (ConsumerState::StandingBy, None) => Check {
                 name: "projection",
                 ok: true,
                 detail: "another process projects this database; standing by".into(),
             },
-            ConsumerState::Starting if since < READINESS_TIMEOUT => Check {
+            (ConsumerState::Starting, _) if since < READINESS_TIMEOUT => Check {
                 name: "projection",
                 ok: true,
                 detail: "starting".into(),
             },
-            ConsumerState::Starting => Check::down("projection", "not started yet"),
-            ConsumerState::Interrupted(reason) => Check::down(
+            (ConsumerState::Starting, _) => Check::down("projection", "not started yet"),
+            (ConsumerState::Interrupted(reason), _) => Check::down(
                 "projection",
                 format!("interrupted for {}s: {reason}", since.as_secs()),
             ),
-            ConsumerState::Stopped => Check::down("projection", "stopped"),
+            (ConsumerState::Stopped, _) => Check::down("projection", "stopped"),
         };
         let mut checks = vec![
             check_postgres(&self.pool).await,

@@ -668,3 +668,191 @@ async fn a_transaction_left_open_is_named_by_readyz_projection_status_and_metric
     let balance = app.balance_at(account.id, &now, &waiting.position).await;
     assert_eq!(balance.map(|b| b.balance), Some("1.00".into()));
 }
+
+#[tokio::test]
+async fn fragment_chains_and_fan_outs_are_refused_quickly_and_the_process_lives() {
+    let app = spawn_app().await;
+    let nobody = app.token("nobody", &[]);
+    let chain_length = 4_900;
+    let chain = format!(
+        "query{{...f0}}{}fragment f{chain_length} on Query{{__typename}}",
+        (0..chain_length)
+            .map(|i| format!("fragment f{i} on Query{{...f{}}}", i + 1))
+            .collect::<String>()
+    );
+    let fan_depth = 28;
+    let fan = format!(
+        "query{{...f0}}{}fragment f{fan_depth} on Query{{__typename}}",
+        (0..fan_depth)
+            .map(|i| format!("fragment f{i} on Query{{...f{} ...f{}}}", i + 1, i + 1))
+            .collect::<String>()
+    );
+    let aliases = format!(
+        "{{ {} }}",
+        (0..1_500)
+            .map(|i| format!("a{i}: __schema {{ types {{ fields {{ args {{ type {{ ofType {{ name }} }} }} }} }} }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let cycle = "query{...a} fragment a on Query{...b} fragment b on Query{...a}".to_string();
+    for (case, query, words) in [
+        ("a chain of fragments", chain, "deep"),
+        ("fragments that double at every level", fan, "expands"),
+        ("introspection repeated under aliases", aliases, "expands"),
+        ("fragments in a cycle", cycle, "cycle"),
+    ] {
+        let answer = app.execute(Some(&nobody), &[], &query, json!({})).await;
+        assert_validation(&answer, case);
+        assert!(answer.message().contains(words), "{case}: {}", answer.body);
+    }
+    still_alive(&app).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: folio\r\n")
+        .await
+        .expect("a partial request");
+    let mut buffer = [0u8; 256];
+    let closed = tokio::time::timeout(
+        platform::http::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(10),
+        slow.read(&mut buffer),
+    )
+    .await
+    .expect("the server closes the connection within its header read timeout");
+    assert!(
+        matches!(closed, Ok(0) | Err(_)) || buffer.starts_with(b"HTTP/1.1 408"),
+        "the connection was answered instead of closed: {closed:?}"
+    );
+    still_alive(&app).await;
+}
+
+#[tokio::test]
+async fn directive_arguments_are_checked_like_any_other() {
+    let app = spawn_app().await;
+    for (case, query, field) in [
+        (
+            "an unknown argument",
+            "{ __typename @skip(if: true, x: 1) }",
+            "@skip.x",
+        ),
+        (
+            "a repeated argument",
+            "{ __typename @skip(if: false, if: true) }",
+            "@skip.if",
+        ),
+        (
+            "a repeated directive",
+            "{ __typename @skip(if: false) @skip(if: false) }",
+            "@skip",
+        ),
+    ] {
+        let answer = app.execute(Some(app.teller()), &[], query, json!({})).await;
+        assert_validation(&answer, case);
+        assert_eq!(
+            answer.body["errors"][0]["extensions"]["field"],
+            json!(field),
+            "{case}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refusals_found_by_probing_name_their_input() {
+    let app = spawn_app().await;
+    let account = app.open_usd("Ada").await;
+    // A signed zero where no sign is allowed.
+    app.assert_refused(
+        app.open_account(
+            app.teller(),
+            json!({ "holder": "Bo", "currency": "USD", "overdraftLimit": "-0", "idempotencyKey": key() }),
+        ),
+        "INVALID_AMOUNT",
+        "overdraftLimit",
+    )
+    .await;
+    // An explicit null for a variable whose default would have done.
+    let null = app
+        .execute(
+            Some(app.teller()),
+            &[],
+            "mutation($x: Decimal = \"1\", $a: UUID!) { deposit(input: {accountId: $a, amount: $x, idempotencyKey: \"k\"}) { position } }",
+            json!({ "x": null, "a": account.id }),
+        )
+        .await;
+    assert_validation(&null, "null for a defaulted variable");
+    assert_eq!(
+        null.body["errors"][0]["extensions"]["field"],
+        "input.amount"
+    );
+    // A bad amount in an operation that is not the one run still makes the document invalid.
+    let other = app
+        .post_graphql(
+            Some(app.teller()),
+            &[],
+            &json!({
+                "query": format!("query a {{ __typename }} mutation b {{ deposit(input: {{accountId: \"{}\", amount: \"1e3\", idempotencyKey: \"k\"}}) {{ position }} }}", account.id),
+                "operationName": "a",
+            }),
+        )
+        .await;
+    assert_eq!(other.code(), Some("INVALID_AMOUNT"), "{}", other.body);
+    assert_eq!(
+        other.body["errors"][0]["extensions"]["field"],
+        "input.amount"
+    );
+    // Integrity questions about something that is not there.
+    let proof = app
+        .execute(
+            Some(&app.auditor()),
+            &[],
+            "query($e: UUID!) { auditProof(eventId: $e) { position } }",
+            json!({ "e": uuid::Uuid::nil() }),
+        )
+        .await;
+    assert_eq!(proof.code(), Some("VALIDATION"), "{}", proof.body);
+    assert_eq!(proof.body["errors"][0]["extensions"]["field"], "eventId");
+    let verify = app
+        .execute(
+            Some(&app.auditor()),
+            &[],
+            "query($a: UUID!) { verifyIntegrity(accountId: $a) { ok } }",
+            json!({ "a": uuid::Uuid::nil() }),
+        )
+        .await;
+    assert_eq!(verify.code(), Some("ACCOUNT_NOT_FOUND"), "{}", verify.body);
+    assert_eq!(verify.body["errors"][0]["extensions"]["field"], "accountId");
+}
+
+#[tokio::test]
+async fn a_subject_with_invisible_or_direction_changing_characters_gets_401() {
+    let app = spawn_app().await;
+    let now = unix_now();
+    for sub in [
+        "alice\u{202e}ecila",
+        "al\u{200b}ice",
+        "\u{feff}alice",
+        "alice\u{2028}x",
+    ] {
+        let token = app
+            .forge_token(
+                &json!({ "sub": sub, "roles": ["auditor"], "exp": now + 600 }),
+                TEST_JWT_SECRET.as_bytes(),
+            )
+            .await;
+        let report = app
+            .client
+            .get(app.url("/reports/balances.csv"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(report.status(), StatusCode::UNAUTHORIZED, "{sub:?}");
+    }
+}

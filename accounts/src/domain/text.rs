@@ -15,7 +15,7 @@ pub enum TextError {
     Empty,
     #[error("must be at most {max} characters (got {len})")]
     TooLong { max: usize, len: usize },
-    #[error("must not contain control characters")]
+    #[error("must not contain control, invisible or direction-changing characters")]
     ControlCharacter,
 }
 
@@ -28,7 +28,7 @@ fn bounded(raw: &str, max: usize, required: bool) -> Result<String, TextError> {
     if len > max {
         return Err(TextError::TooLong { max, len });
     }
-    if trimmed.chars().any(char::is_control) {
+    if trimmed.chars().any(ledger::text::is_unprintable) {
         return Err(TextError::ControlCharacter);
     }
     Ok(trimmed.to_string())

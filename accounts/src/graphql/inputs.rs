@@ -11,6 +11,7 @@ use platform::{
 };
 use rust_decimal::Decimal as Amount;
 use serde::Serialize;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -91,14 +92,36 @@ pub enum BatchOperationInput {
     Transfer(TransferInput),
 }
 
-/// Identifies a request's content (without its idempotency key): a retry has the same fingerprint.
-pub(crate) fn fingerprint(command_type: &str, input: &impl Serialize) -> Hash {
-    let value = serde_json::to_value(input).expect("inputs serialise to JSON");
+/// A parsed request: its command, idempotency key, and its content in canonical form (the
+/// values as parsed: trimmed, normalised, defaults filled in; without the key or anything
+/// Folio generates), which its fingerprint is taken of.
+pub(crate) struct Parsed<C> {
+    pub command: C,
+    pub key: String,
+    pub canonical: Value,
+}
+
+/// Identifies a request's content (without its idempotency key): a retry has the same
+/// fingerprint whenever it asks for the same thing, however it is spelt (`"10"` or
+/// `"10.00"`, `"usd"` or `"USD"`, an omitted default or the default written out).
+pub(crate) fn fingerprint(command_type: &str, canonical: &Value) -> Hash {
     let mut hasher = Sha256::new();
     hasher.update(command_type.as_bytes());
     hasher.update([0]);
-    hasher.update(canonical_json(&value).as_bytes());
+    hasher.update(canonical_json(canonical).as_bytes());
     Hash::from_bytes(hasher.finalize().into())
+}
+
+fn normalized(value: Amount) -> String {
+    value.normalize().to_string()
+}
+
+fn reference_text(reference: &Option<Reference>) -> Value {
+    reference
+        .as_ref()
+        .map(|r| r.as_str())
+        .filter(|r| !r.is_empty())
+        .map_or(Value::Null, |r| Value::String(r.to_string()))
 }
 
 /// `base.name`: the path of an input field as the client wrote it.
@@ -141,7 +164,7 @@ fn reference(base: &str, raw: &Option<String>) -> Result<Option<Reference>, ApiE
 
 impl OpenAccountInput {
     /// The command and idempotency key; `base` is the input's path (`input`).
-    pub(crate) fn parse(&self, base: &str) -> Result<(OpenAccount, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<OpenAccount>, ApiError> {
         let key = idempotency_key(base, &self.idempotency_key)?;
         let holder = Holder::parse(&self.holder)
             .map_err(|e| ApiError::validation(&path(base, "holder"), e))?;
@@ -159,8 +182,30 @@ impl OpenAccountInput {
             currency,
             overdraft_limit,
         };
-        Ok((command, key))
+        let canonical = json!({
+            "accountId": self.account_id.map(|id| id.0),
+            "holder": command.holder.as_str(),
+            "currency": command.currency.code(),
+            "overdraftLimit": normalized(command.overdraft_limit),
+        });
+        Ok(Parsed {
+            command,
+            key,
+            canonical,
+        })
     }
+}
+
+fn movement_canonical(
+    account_id: AccountId,
+    amount: PositiveAmount,
+    reference: &Option<Reference>,
+) -> Value {
+    json!({
+        "accountId": account_id,
+        "amount": normalized(amount.value()),
+        "reference": reference_text(reference),
+    })
 }
 
 /// The parts a deposit and a withdrawal share.
@@ -181,7 +226,7 @@ fn movement(
 }
 
 impl DepositInput {
-    pub(crate) fn parse(&self, base: &str) -> Result<(Deposit, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<Deposit>, ApiError> {
         let (account_id, amount, reference, key) = movement(
             base,
             self.account_id,
@@ -194,12 +239,17 @@ impl DepositInput {
             amount,
             reference,
         };
-        Ok((command, key))
+        let canonical = movement_canonical(command.account_id, command.amount, &command.reference);
+        Ok(Parsed {
+            command,
+            key,
+            canonical,
+        })
     }
 }
 
 impl WithdrawInput {
-    pub(crate) fn parse(&self, base: &str) -> Result<(Withdraw, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<Withdraw>, ApiError> {
         let (account_id, amount, reference, key) = movement(
             base,
             self.account_id,
@@ -212,12 +262,17 @@ impl WithdrawInput {
             amount,
             reference,
         };
-        Ok((command, key))
+        let canonical = movement_canonical(command.account_id, command.amount, &command.reference);
+        Ok(Parsed {
+            command,
+            key,
+            canonical,
+        })
     }
 }
 
 impl TransferInput {
-    pub(crate) fn parse(&self, base: &str) -> Result<(Transfer, String), ApiError> {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<Transfer>, ApiError> {
         let key = idempotency_key(base, &self.idempotency_key)?;
         let transfer = Transfer {
             transfer_id: TransferId::generate(),
@@ -226,34 +281,46 @@ impl TransferInput {
             amount: amount(base, self.amount)?,
             reference: reference(base, &self.reference)?,
         };
-        Ok((transfer, key))
+        let canonical = json!({
+            "fromAccountId": transfer.from,
+            "toAccountId": transfer.to,
+            "amount": normalized(transfer.amount.value()),
+            "reference": reference_text(&transfer.reference),
+        });
+        Ok(Parsed {
+            command: transfer,
+            key,
+            canonical,
+        })
     }
 }
 
 impl AccountStatusInput {
-    fn parse(&self, base: &str) -> Result<(ChangeStatus, String), ApiError> {
+    fn parse<C>(&self, base: &str, wrap: fn(ChangeStatus) -> C) -> Result<Parsed<C>, ApiError> {
         let key = idempotency_key(base, &self.idempotency_key)?;
         let reason = Reason::parse(&self.reason)
             .map_err(|e| ApiError::validation(&path(base, "reason"), e))?;
-        Ok((
-            ChangeStatus {
+        let canonical = json!({ "accountId": self.account_id.0, "reason": reason.as_str() });
+        Ok(Parsed {
+            command: wrap(ChangeStatus {
                 account_id: AccountId::from_uuid(self.account_id.0),
                 reason,
-            },
+            }),
             key,
-        ))
+            canonical,
+        })
     }
 
-    pub(crate) fn freeze(&self, base: &str) -> Result<(FreezeAccount, String), ApiError> {
-        self.parse(base).map(|(c, k)| (FreezeAccount(c), k))
+    pub(crate) fn freeze(&self, base: &str) -> Result<Parsed<FreezeAccount>, ApiError> {
+        self.parse(base, FreezeAccount)
     }
 
-    pub(crate) fn unfreeze(&self, base: &str) -> Result<(UnfreezeAccount, String), ApiError> {
-        self.parse(base).map(|(c, k)| (UnfreezeAccount(c), k))
+    pub(crate) fn unfreeze(&self, base: &str) -> Result<Parsed<UnfreezeAccount>, ApiError> {
+        self.parse(base, UnfreezeAccount)
     }
 
-    pub(crate) fn close(&self, base: &str) -> Result<(CloseAccount, String), ApiError> {
-        self.parse(base).map(|(c, k)| (CloseAccount(c), k))
+    pub(crate) fn close(&self, base: &str) -> Result<Parsed<CloseAccount>, ApiError> {
+        self.parse(base, CloseAccount)
     }
 }
 
@@ -272,28 +339,57 @@ mod tests {
         }
     }
 
+    fn print(input: &DepositInput) -> Hash {
+        let parsed = input.parse("input").expect("a valid deposit");
+        fingerprint("deposit", &parsed.canonical)
+    }
+
     #[test]
     fn the_fingerprint_ignores_the_idempotency_key_but_not_the_content() {
-        let one = fingerprint("deposit", &deposit("10", "a"));
-        assert_eq!(one, fingerprint("deposit", &deposit("10", "b")));
+        let one = print(&deposit("10", "a"));
+        assert_eq!(one, print(&deposit("10", "b")));
         assert_eq!(
             one,
-            fingerprint("deposit", &deposit("10.00", "a")),
+            print(&deposit("10.00", "a")),
             "the parsed amount counts, not its spelling"
         );
-        assert_ne!(one, fingerprint("deposit", &deposit("11", "a")));
-        assert_ne!(one, fingerprint("withdraw", &deposit("10", "a")));
+        assert_ne!(one, print(&deposit("11", "a")));
+        let canonical = deposit("10", "a").parse("input").expect("valid").canonical;
+        assert_ne!(one, fingerprint("withdraw", &canonical));
+    }
+
+    #[test]
+    fn an_opening_spelt_differently_is_the_same_request() {
+        let input = |currency: &str, holder: &str, limit: Option<&str>| OpenAccountInput {
+            account_id: None,
+            holder: holder.into(),
+            currency: currency.into(),
+            overdraft_limit: limit.map(|l| Decimal(l.parse().expect("decimal"))),
+            idempotency_key: "k".into(),
+        };
+        let print = |input: OpenAccountInput| {
+            fingerprint(
+                "openAccount",
+                &input.parse("input").expect("valid").canonical,
+            )
+        };
+        let plain = print(input("USD", "Zoe", None));
+        assert_eq!(plain, print(input("usd", "Zoe", None)));
+        assert_eq!(plain, print(input("USD", "  Zoe ", None)));
+        assert_eq!(plain, print(input("USD", "Zoe", Some("0"))));
+        assert_eq!(plain, print(input("USD", "Zoe", Some("0.00"))));
+        assert_ne!(plain, print(input("USD", "Zoe", Some("1"))));
     }
 
     #[test]
     fn refusals_name_the_field_and_code() {
-        let Err(error) = deposit("0", "k").parse("input") else {
+        let Err(error) = deposit("0", "k").parse("input").map(|p| p.key) else {
             panic!("zero amount accepted");
         };
         assert_eq!(error.code, ErrorCode::InvalidAmount);
         assert_eq!(error.field.as_deref(), Some("input.amount"));
 
-        let Err(error) = deposit("1", " ").parse("input") else {
+        let Err(error) = deposit("1", " ").parse("input").map(|p| p.key) else {
             panic!("blank key accepted");
         };
         assert_eq!(error.code, ErrorCode::Validation);
@@ -314,7 +410,7 @@ mod tests {
             overdraft_limit: None,
             idempotency_key: "k".into(),
         };
-        let Err(error) = input.parse("input") else {
+        let Err(error) = input.parse("input").map(|p| p.key) else {
             panic!("unknown currency accepted");
         };
         assert_eq!(error.code, ErrorCode::Validation);

@@ -117,10 +117,10 @@ impl IntegrityQuery {
             .await
             .map_err(|error| match error {
                 ProofError::NoSuchEvent(_) => {
-                    ApiError::new(ErrorCode::Validation, error.to_string())
+                    ApiError::new(ErrorCode::Validation, error.to_string()).at("eventId")
                 }
                 ProofError::NotYetCheckpointed(_) => {
-                    ApiError::new(ErrorCode::StaleRead, error.to_string())
+                    ApiError::new(ErrorCode::StaleRead, error.to_string()).at("eventId")
                 }
                 ProofError::Store(e) if e.is_unavailable() => {
                     ApiError::unavailable("the event store")
@@ -169,6 +169,14 @@ impl IntegrityQuery {
                 ApiError::internal(e)
             }
         })?;
+        if let Some(id) = account_id
+            && report.streams == 0
+        {
+            return Err(
+                ApiError::new(ErrorCode::AccountNotFound, format!("no account {}", id.0))
+                    .at("accountId"),
+            );
+        }
         Ok(report.into())
     }
 }

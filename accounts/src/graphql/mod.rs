@@ -84,7 +84,7 @@ impl AccountsMutation {
         input: OpenAccountInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(input.account_id, "accountId");
-        execute(ctx, input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &fields).await
     }
 
     /// Credits an account (teller).
@@ -95,7 +95,7 @@ impl AccountsMutation {
         input: DepositInput,
     ) -> Result<MovementPayload, ApiError> {
         let fields = InputFields::movement(input.account_id);
-        execute(ctx, input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &fields).await
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
@@ -106,7 +106,7 @@ impl AccountsMutation {
         input: WithdrawInput,
     ) -> Result<MovementPayload, ApiError> {
         let fields = InputFields::movement(input.account_id);
-        execute(ctx, input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &fields).await
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
@@ -121,7 +121,7 @@ impl AccountsMutation {
             .account(Some(input.to_account_id), "toAccountId")
             .amount()
             .counterparty("toAccountId");
-        execute(ctx, input.parse(INPUT), &input, &fields).await
+        execute(ctx, input.parse(INPUT), &fields).await
     }
 
     /// Up to 1,000 deposits, withdrawals and transfers in one request (teller). With
@@ -146,7 +146,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(ctx, input.freeze(INPUT), &input, &fields).await
+        execute(ctx, input.freeze(INPUT), &fields).await
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
@@ -157,7 +157,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(ctx, input.unfreeze(INPUT), &input, &fields).await
+        execute(ctx, input.unfreeze(INPUT), &fields).await
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
@@ -168,7 +168,7 @@ impl AccountsMutation {
         input: AccountStatusInput,
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
-        execute(ctx, input.close(INPUT), &input, &fields).await
+        execute(ctx, input.close(INPUT), &fields).await
     }
 }
 
@@ -241,16 +241,19 @@ impl InputFields {
 /// Runs a parsed command under the request's context and shapes its answer.
 async fn execute<C, P>(
     ctx: &Context<'_>,
-    parsed: Result<(C, String), ApiError>,
-    input: &impl serde::Serialize,
+    parsed: Result<inputs::Parsed<C>, ApiError>,
     fields: &InputFields,
 ) -> Result<P, ApiError>
 where
     C: Command,
     P: TryFrom<C::Output, Error = ApiError>,
 {
-    let (command, key) = parsed?;
-    let context = command_context(ctx, command.name(), key, input)?;
+    let inputs::Parsed {
+        command,
+        key,
+        canonical,
+    } = parsed?;
+    let context = command_context(ctx, command.name(), key, &canonical)?;
     let outcome = service(ctx)?
         .execute(&context, command)
         .await
@@ -267,7 +270,7 @@ fn command_context(
     ctx: &Context<'_>,
     command_type: &'static str,
     idempotency_key: String,
-    input: &impl serde::Serialize,
+    canonical: &serde_json::Value,
 ) -> Result<CommandContext, ApiError> {
     let request = RequestContext::of(ctx)?;
     Ok(CommandContext {
@@ -276,7 +279,7 @@ fn command_context(
         correlation_id: request.correlation_id.clone(),
         client_addr: request.client_addr.clone(),
         idempotency_key,
-        request_hash: inputs::fingerprint(command_type, input),
+        request_hash: inputs::fingerprint(command_type, canonical),
     })
 }
 
@@ -336,32 +339,47 @@ fn parse_operation(
     let (command, key, fields, fingerprint) = match operation {
         BatchOperationInput::Deposit(input) => {
             let base = at("deposit");
-            let (command, key) = input.parse(&base)?;
+            let parsed = input.parse(&base)?;
             let fields = InputFields::of(&base)
                 .account(Some(input.account_id), "accountId")
                 .amount();
-            let fingerprint = inputs::fingerprint(command.name(), input);
-            (BatchCommand::Deposit(command), key, fields, fingerprint)
+            let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
+            (
+                BatchCommand::Deposit(parsed.command),
+                parsed.key,
+                fields,
+                fingerprint,
+            )
         }
         BatchOperationInput::Withdraw(input) => {
             let base = at("withdraw");
-            let (command, key) = input.parse(&base)?;
+            let parsed = input.parse(&base)?;
             let fields = InputFields::of(&base)
                 .account(Some(input.account_id), "accountId")
                 .amount();
-            let fingerprint = inputs::fingerprint(command.name(), input);
-            (BatchCommand::Withdraw(command), key, fields, fingerprint)
+            let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
+            (
+                BatchCommand::Withdraw(parsed.command),
+                parsed.key,
+                fields,
+                fingerprint,
+            )
         }
         BatchOperationInput::Transfer(input) => {
             let base = at("transfer");
-            let (command, key) = input.parse(&base)?;
+            let parsed = input.parse(&base)?;
             let fields = InputFields::of(&base)
                 .account(Some(input.from_account_id), "fromAccountId")
                 .account(Some(input.to_account_id), "toAccountId")
                 .amount()
                 .counterparty("toAccountId");
-            let fingerprint = inputs::fingerprint(command.name(), input);
-            (BatchCommand::Transfer(command), key, fields, fingerprint)
+            let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
+            (
+                BatchCommand::Transfer(parsed.command),
+                parsed.key,
+                fields,
+                fingerprint,
+            )
         }
     };
     let request = RequestContext::of(ctx)?;

@@ -13,7 +13,7 @@ use crate::store::{EVENT_COLUMNS, StoreError, recorded_event, tx_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {
-    #[error("eventId: no event {0}")]
+    #[error("no event {0}")]
     NoSuchEvent(EventId),
     #[error(
         "event {0} is not covered by a signed checkpoint yet; the relay signs one every FOLIO_CHECKPOINT_EVENTS events (1000) or FOLIO_CHECKPOINT_INTERVAL_SECS (60) with new events; retry then"
