@@ -191,10 +191,7 @@ async fn main() {
         nats: testing::fresh_nats().await,
         auth: testing::auth(),
         http_addr: "127.0.0.1:0".parse().expect("address"),
-        accounts: accounts::startup::AccountsOptions {
-            append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
-            relay_held_warn: accounts::relay::RELAY_HELD_WARN_DEFAULT,
-        },
+        accounts: accounts::startup::AccountsOptions::default(),
         reporting: reporting::state::ReportingOptions {
             at_least_wait: Duration::from_secs(60),
         },

@@ -146,6 +146,11 @@ impl Application {
             .with_status(accounts.relay_status.clone())
             .with_wake(accounts.service.commits());
             tasks.push(tokio::spawn(relay.run(shutdown.subscribe())));
+            let sweep = accounts::sweep::HoldSweep::new(
+                accounts.service.clone(),
+                settings.accounts.hold_sweep_interval,
+            );
+            tasks.push(tokio::spawn(sweep.run(shutdown.subscribe())));
         }
         if let Some(reporting) = &reporting {
             let consumer = reporting.consumer.clone();

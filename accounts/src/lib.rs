@@ -8,6 +8,7 @@ pub mod integrity;
 pub mod relay;
 pub mod startup;
 pub mod store;
+pub mod sweep;
 pub mod writer;
 
 /// The migrations of the `accounts` schema.

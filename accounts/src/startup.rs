@@ -18,6 +18,7 @@ use crate::{
     graphql::{self, AccountsSchema, IntegrityData},
     relay::SharedRelayStatus,
     store::EventStore,
+    writer::WriterOptions,
 };
 
 /// Everything the accounts service's handlers need.
@@ -39,7 +40,15 @@ pub struct AccountsOptions {
     /// How long the oldest open transaction may hold publication back before the relay
     /// names it (`FOLIO_RELAY_HELD_WARN_SECS`).
     pub relay_held_warn: std::time::Duration,
+    /// How many days before its booking instant a movement's value date may lie
+    /// (`FOLIO_BACKDATE_DAYS_MAX`, 0 to [`BACKDATE_DAYS_MAX_LIMIT`]).
+    pub backdate_days_max: i64,
+    /// The pause between rounds of the hold-expiry sweep (`FOLIO_HOLD_SWEEP_SECS`).
+    pub hold_sweep_interval: std::time::Duration,
 }
+
+/// The largest backdating window accepted: ten years.
+pub const BACKDATE_DAYS_MAX_LIMIT: i64 = 3_660;
 
 impl AccountsOptions {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -52,7 +61,47 @@ impl AccountsOptions {
                 "FOLIO_RELAY_HELD_WARN_SECS",
                 crate::relay::RELAY_HELD_WARN_DEFAULT.as_secs(),
             )?),
+            backdate_days_max: backdate_days(platform::config::env_parse(
+                "FOLIO_BACKDATE_DAYS_MAX",
+                crate::writer::BACKDATE_DAYS_MAX_DEFAULT,
+            )?)?,
+            hold_sweep_interval: std::time::Duration::from_secs(
+                platform::config::env_parse(
+                    "FOLIO_HOLD_SWEEP_SECS",
+                    crate::sweep::HOLD_SWEEP_INTERVAL_DEFAULT.as_secs(),
+                )?
+                .max(1),
+            ),
         })
+    }
+}
+
+fn backdate_days(days: i64) -> anyhow::Result<i64> {
+    if !(0..=BACKDATE_DAYS_MAX_LIMIT).contains(&days) {
+        anyhow::bail!("FOLIO_BACKDATE_DAYS_MAX={days} must be 0 to {BACKDATE_DAYS_MAX_LIMIT}");
+    }
+    Ok(days)
+}
+
+impl AccountsOptions {
+    /// The group-commit writer's options these give.
+    pub fn writer(&self) -> WriterOptions {
+        WriterOptions {
+            append_retries_max: self.append_retries_max.max(1),
+            backdate_max: chrono::Duration::days(self.backdate_days_max),
+            ..WriterOptions::default()
+        }
+    }
+}
+
+impl Default for AccountsOptions {
+    fn default() -> Self {
+        Self {
+            append_retries_max: crate::commands::APPEND_RETRIES_MAX,
+            relay_held_warn: crate::relay::RELAY_HELD_WARN_DEFAULT,
+            backdate_days_max: crate::writer::BACKDATE_DAYS_MAX_DEFAULT,
+            hold_sweep_interval: crate::sweep::HOLD_SWEEP_INTERVAL_DEFAULT,
+        }
     }
 }
 
@@ -64,10 +113,7 @@ impl AccountsState {
         public_key: VerifyingKey,
     ) -> Self {
         Self {
-            service: AccountsService::with_retries(
-                EventStore::new(pool.clone()),
-                options.append_retries_max,
-            ),
+            service: AccountsService::with_options(EventStore::new(pool.clone()), options.writer()),
             integrity: IntegrityData {
                 pool: pool.clone(),
                 public_key,

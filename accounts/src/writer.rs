@@ -30,7 +30,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
 use ledger::{AccountEvent, AccountId, CommandId, EventMetadata, Hash};
 use lru::LruCache;
 use serde_json::Value;
@@ -44,7 +43,7 @@ use crate::{
         APPEND_RETRIES_MAX, BatchAnswer, BatchCommand, BatchOperation, Command, CommandContext,
         CommandError, RETRY_BACKOFF_MAX, States, Written,
     },
-    domain::{Account, DomainError, evolve},
+    domain::{Account, Booking, DomainError, evolve, still_valid_at},
     store::{
         EVENTS_CHANNEL, EventStore, Heads, IdempotencyRow, Loaded, NewEvent, NewStream, StoreError,
     },
@@ -60,6 +59,8 @@ pub const GROUP_COMMIT_WAIT_DEFAULT: Duration = Duration::ZERO;
 pub const ACCOUNT_CACHE_CAPACITY: usize = 100_000;
 /// Units waiting for the writer; beyond, submitters wait (back-pressure).
 pub const WRITER_QUEUE_UNITS_MAX: usize = 4_096;
+/// How many days before its booking instant a value date may lie, unless configured.
+pub const BACKDATE_DAYS_MAX_DEFAULT: i64 = 62;
 /// The least time between two NOTIFYs that wake a relay in another process.
 pub const CROSS_PROCESS_WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -71,6 +72,9 @@ pub struct WriterOptions {
     pub operations_max: usize,
     pub wait: Duration,
     pub cache_capacity: usize,
+    /// How far before its booking instant a movement's value date may lie
+    /// (`FOLIO_BACKDATE_DAYS_MAX`, DESIGN.md "Two time axes").
+    pub backdate_max: chrono::Duration,
 }
 
 impl Default for WriterOptions {
@@ -80,6 +84,7 @@ impl Default for WriterOptions {
             operations_max: GROUP_COMMIT_OPERATIONS_MAX,
             wait: GROUP_COMMIT_WAIT_DEFAULT,
             cache_capacity: ACCOUNT_CACHE_CAPACITY,
+            backdate_max: chrono::Duration::days(BACKDATE_DAYS_MAX_DEFAULT),
         }
     }
 }
@@ -99,7 +104,7 @@ trait Job: Send + Sync {
     fn decide(
         &self,
         states: &dyn States,
-        now: DateTime<Utc>,
+        booking: &Booking,
     ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError>;
     /// The answer as stored under the idempotency key.
     fn response(&self, written: &Written) -> Value;
@@ -129,9 +134,9 @@ impl<C: Command, T: Send + 'static> Job for Pending<C, T> {
     fn decide(
         &self,
         states: &dyn States,
-        now: DateTime<Utc>,
+        booking: &Booking,
     ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        self.command.decide(states, now)
+        self.command.decide(states, booking)
     }
 
     fn response(&self, written: &Written) -> Value {
@@ -490,7 +495,7 @@ impl Core {
             }
             versions.insert(*id, cached.version);
         }
-        let now = heads.booking_instant;
+        let booking = Booking::at(heads.booking_instant, self.options.backdate_max);
         let mut index = 0;
         while index < slots.len() {
             let unit = slots[index].unit;
@@ -503,7 +508,7 @@ impl Core {
                 atomic[unit],
                 &mut working,
                 &mut versions,
-                now,
+                &booking,
             );
             index = end;
         }
@@ -566,8 +571,14 @@ impl Core {
             };
             let mut mine = Written {
                 events: Vec::with_capacity(events.len()),
+                before: HashMap::new(),
                 states: HashMap::new(),
             };
+            for id in slot.job.streams() {
+                if let Some(Some(account)) = states.get(&id) {
+                    mine.before.insert(id, account.clone());
+                }
+            }
             for (id, event) in events {
                 let stored = by_stream
                     .get_mut(id)
@@ -594,6 +605,14 @@ impl Core {
             row_slots.push(index);
             written.push(Some(mine));
         }
+        let recorded: Vec<ledger::RecordedEvent> = written
+            .iter()
+            .flatten()
+            .flat_map(|w| w.events.iter())
+            .filter(|e| e.event_type.starts_with("Hold"))
+            .cloned()
+            .collect();
+        tx.index_holds(&recorded).await?;
         let taken = tx.record_keys(&rows).await?;
         if !taken.is_empty() {
             tx.rollback().await?;
@@ -735,7 +754,7 @@ fn decide_unit(
     atomic: bool,
     working: &mut HashMap<AccountId, Account>,
     versions: &mut HashMap<AccountId, i64>,
-    now: DateTime<Utc>,
+    booking: &Booking,
 ) {
     type Before = (
         HashSet<AccountId>,
@@ -772,18 +791,18 @@ fn decide_unit(
             Status::Decided {
                 events,
                 basis: seen,
-            } if *seen == basis => Ok(events.clone()),
+            } if *seen == basis && still_valid_at(events, working, booking) => Ok(events.clone()),
             Status::Refused {
                 error: CommandError::Domain(refusal),
                 basis: seen,
             } if *seen == basis => Err(refusal.clone()),
-            _ => slot.job.decide(&*working, now),
+            _ => slot.job.decide(&*working, booking),
         };
         match decided {
             Ok(events) => {
                 for (id, event) in &events {
                     let state = working.remove(id);
-                    if let Some(account) = evolve(state, event, now) {
+                    if let Some(account) = evolve(state, event, booking.at) {
                         working.insert(*id, account);
                     }
                     *versions.entry(*id).or_insert(0) += 1;

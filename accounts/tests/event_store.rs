@@ -46,6 +46,7 @@ fn deposits(state: &Account, value: &str, count: usize) -> Vec<AccountEvent> {
                 currency: state.currency,
                 balance_after: balance,
                 reference: None,
+                value_date: chrono::Utc::now(),
             })
         })
         .collect()
@@ -57,6 +58,7 @@ fn withdrawal(state: &Account, value: &str) -> AccountEvent {
         currency: state.currency,
         balance_after: state.balance - dec(value),
         reference: None,
+        value_date: chrono::Utc::now(),
     })
 }
 
@@ -72,6 +74,7 @@ fn legs(from: &Account, to: &Account, value: &str) -> (AccountEvent, AccountEven
             currency: from.currency,
             balance_after: from.balance - amount,
             reference: None,
+            value_date: chrono::Utc::now(),
         }),
         AccountEvent::TransferCredited(TransferCredited {
             transfer_id,
@@ -80,6 +83,7 @@ fn legs(from: &Account, to: &Account, value: &str) -> (AccountEvent, AccountEven
             currency: to.currency,
             balance_after: to.balance + amount,
             reference: None,
+            value_date: chrono::Utc::now(),
         }),
     )
 }
@@ -771,6 +775,7 @@ async fn a_stream_that_does_not_start_with_its_opening_is_refused() {
                 currency: currency("USD"),
                 balance_after: dec("1.00"),
                 reference: None,
+                value_date: chrono::Utc::now(),
             })],
         }],
     )

@@ -85,6 +85,7 @@ impl Harness {
             account_id: id,
             amount: PositiveAmount::parse(Decimal::from(amount)).expect("amount"),
             reference: None,
+            value_date: None,
         };
         let key = format!("deposit-{}", uuid::Uuid::new_v4());
         self.service

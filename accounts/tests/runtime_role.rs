@@ -58,6 +58,7 @@ async fn commands_run_as_the_runtime_role() {
             account_id: id,
             amount: PositiveAmount::parse(Decimal::ONE).expect("amount"),
             reference: None,
+            value_date: None,
         };
         service
             .execute(&context(&format!("deposit-{n}"), "deposit"), deposit)

@@ -517,6 +517,7 @@ impl Plan {
                 currency: usd(),
                 balance_after,
                 reference: Some("cash in".into()),
+                value_date: chrono::Utc::now(),
             }),
         );
     }
@@ -530,6 +531,7 @@ impl Plan {
                 currency: usd(),
                 balance_after,
                 reference: None,
+                value_date: chrono::Utc::now(),
             }),
         );
     }
@@ -548,6 +550,7 @@ impl Plan {
                 currency: usd(),
                 balance_after: debit_after,
                 reference: Some("rent".into()),
+                value_date: chrono::Utc::now(),
             }),
         );
         self.push(
@@ -559,6 +562,7 @@ impl Plan {
                 currency: usd(),
                 balance_after: credit_after,
                 reference: Some("rent".into()),
+                value_date: chrono::Utc::now(),
             }),
         );
     }
@@ -1192,6 +1196,7 @@ impl Tamper {
                     currency: usd(),
                     balance_after: money(before, "balanceAfter") + forged_amount,
                     reference: Some("cash in".into()),
+                    value_date: chrono::Utc::now(),
                 })
                 .to_payload();
                 let mut forged = RecordedEvent {

@@ -126,6 +126,8 @@ async fn the_stored_v1_stream_loads_in_the_current_shape() {
             status: AccountStatus::Open,
             version: 4,
             opened_at,
+            holds: Default::default(),
+            reversed: Default::default(),
         }
     );
     assert_eq!(account.balance.to_string(), "125.50");
@@ -152,6 +154,8 @@ async fn the_stored_v1_stream_loads_in_the_current_shape() {
             currency: currency("USD"),
             balance_after: dec("100.00"),
             reference: Some("opening deposit".into()),
+            // v1 had no value date: it is the booking instant.
+            value_date: fixture().events[1].recorded_at,
         })
     );
     assert_eq!(
@@ -161,6 +165,7 @@ async fn the_stored_v1_stream_loads_in_the_current_shape() {
             currency: currency("USD"),
             balance_after: dec("150.50"),
             reference: None,
+            value_date: fixture().events[2].recorded_at,
         })
     );
     let AccountEvent::MoneyDeposited(movement) = &decoded[2] else {
@@ -194,7 +199,7 @@ async fn a_deposit_appends_on_top_of_the_v1_stream() {
     assert_eq!(new.prev_hash, Some(head), "chained to the v1 head");
     assert_eq!(new.event_type, "MoneyDeposited");
     assert_eq!(
-        new.event_version, 2,
+        new.event_version, 3,
         "new events are written in today's shape"
     );
     assert_eq!(new.payload["amount"], "10.00");

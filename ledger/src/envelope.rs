@@ -53,7 +53,14 @@ pub struct RecordedEvent {
 
 impl RecordedEvent {
     pub fn decode(&self) -> Result<AccountEvent, DecodeError> {
-        AccountEvent::decode(&self.event_type, self.event_version, &self.payload)
+        AccountEvent::decode(
+            &self.event_type,
+            self.event_version,
+            &self.payload,
+            crate::events::Stored {
+                recorded_at: self.recorded_at,
+            },
+        )
     }
 
     pub fn metadata(&self) -> Result<EventMetadata, serde_json::Error> {

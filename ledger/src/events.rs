@@ -1,16 +1,22 @@
 //! The published language: every event an account stream can hold, in its current shape,
 //! and the upcasters that turn older stored shapes into the current one.
 //!
-//! An event is stored as `(event_type, event_version, payload)`. Writers always
-//! write the current version; readers call [`AccountEvent::decode`], which accepts
-//! every version ever written. Upcasters work on the JSON so that a stored row is
-//! never rewritten (the event store is immutable).
+//! An event is stored as `(event_type, event_version, payload)`. Writers always write the
+//! current version; readers call [`AccountEvent::decode`], which accepts every version ever
+//! written: an upcaster turns version `n` into `n + 1`, and they chain up to the current
+//! one. Upcasters work on the JSON so that a stored row is never rewritten (the event store
+//! is immutable).
+//!
+//! Every event type is listed once, in the [`events!`] table at the bottom of this file,
+//! with its payload, its current version and its upcasters: the enum, the list of names,
+//! the versions, encoding and decoding all come from that table.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::{AccountId, Currency, TransferId};
+use crate::{AccountId, Currency, EventId, HoldId, ReversalId, TransferId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,7 +28,8 @@ pub struct AccountOpened {
     pub overdraft_limit: Decimal,
 }
 
-/// A deposit or a withdrawal: the amount moved and the balance it left.
+/// A deposit or a withdrawal: the amount moved, the balance it left, and when the money
+/// moved for the business (the value date; the booking instant is the event's `recorded_at`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Movement {
@@ -33,6 +40,7 @@ pub struct Movement {
     pub balance_after: Decimal,
     #[serde(default)]
     pub reference: Option<String>,
+    pub value_date: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +55,7 @@ pub struct TransferDebited {
     pub balance_after: Decimal,
     #[serde(default)]
     pub reference: Option<String>,
+    pub value_date: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +70,7 @@ pub struct TransferCredited {
     pub balance_after: Decimal,
     #[serde(default)]
     pub reference: Option<String>,
+    pub value_date: DateTime<Utc>,
 }
 
 /// A supervisor's freeze, unfreeze or close, with the reason they gave.
@@ -70,30 +80,97 @@ pub struct StatusChange {
     pub reason: String,
 }
 
-/// Everything that can happen to an account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccountEvent {
-    AccountOpened(AccountOpened),
-    MoneyDeposited(Movement),
-    MoneyWithdrawn(Movement),
-    TransferDebited(TransferDebited),
-    TransferCredited(TransferCredited),
-    AccountFrozen(StatusChange),
-    AccountUnfrozen(StatusChange),
-    AccountClosed(StatusChange),
+/// Funds reserved by a card authorisation: the balance stays, the available balance drops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldPlaced {
+    pub hold_id: HoldId,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: Currency,
+    /// From this instant the hold counts for nothing; `None`: it lasts until settled.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
-/// Every event type name, as stored in `event_type` and used in subjects.
-pub const EVENT_TYPES: [&str; 8] = [
-    "AccountOpened",
-    "MoneyDeposited",
-    "MoneyWithdrawn",
-    "TransferDebited",
-    "TransferCredited",
-    "AccountFrozen",
-    "AccountUnfrozen",
-    "AccountClosed",
-];
+/// A hold settled by taking `amount` of it (the rest, `released_amount`, is freed): a
+/// withdrawal, or with `to_account_id` the debit leg of a transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldCaptured {
+    pub hold_id: HoldId,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub released_amount: Decimal,
+    pub currency: Currency,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub balance_after: Decimal,
+    pub value_date: DateTime<Utc>,
+    #[serde(default)]
+    pub to_account_id: Option<AccountId>,
+    #[serde(default)]
+    pub transfer_id: Option<TransferId>,
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// A hold settled without taking anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldReleased {
+    pub hold_id: HoldId,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A hold that reached its `expires_at` without being settled (written by the sweep; the
+/// hold counted for nothing from `expires_at` on already).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldExpired {
+    pub hold_id: HoldId,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+/// What kind of movement a reversal undid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReversedKind {
+    Deposit,
+    Withdrawal,
+    TransferOut,
+    TransferIn,
+    HoldCapture,
+}
+
+/// One leg of a reversal: the compensating change to this account for the movement
+/// `reversed_event_id` made on it. Never an edit of that movement: a new, linked event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MovementReversed {
+    pub reversal_id: ReversalId,
+    pub reversed_event_id: EventId,
+    pub reversed_kind: ReversedKind,
+    /// The signed change to this account: credits > 0, debits < 0.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: Currency,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub balance_after: Decimal,
+    pub value_date: DateTime<Utc>,
+    /// The transfer both legs of which are reversed, when it was one.
+    #[serde(default)]
+    pub transfer_id: Option<TransferId>,
+    #[serde(default)]
+    pub counterparty_account_id: Option<AccountId>,
+    pub reason: String,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -110,75 +187,121 @@ pub enum DecodeError {
     },
 }
 
-impl AccountEvent {
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::AccountOpened(_) => "AccountOpened",
-            Self::MoneyDeposited(_) => "MoneyDeposited",
-            Self::MoneyWithdrawn(_) => "MoneyWithdrawn",
-            Self::TransferDebited(_) => "TransferDebited",
-            Self::TransferCredited(_) => "TransferCredited",
-            Self::AccountFrozen(_) => "AccountFrozen",
-            Self::AccountUnfrozen(_) => "AccountUnfrozen",
-            Self::AccountClosed(_) => "AccountClosed",
-        }
-    }
+/// What an upcaster may know of a stored event besides its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// The booking instant: versions written before value dates existed moved the money then.
+    pub recorded_at: DateTime<Utc>,
+}
 
-    /// The version writers use today. Older versions are upcast by [`Self::decode`].
-    pub fn event_version(&self) -> i16 {
-        match self {
-            Self::AccountOpened(_) | Self::MoneyDeposited(_) => 2,
-            _ => 1,
-        }
-    }
+/// Turns the payload of one version into the next version's.
+type Upcaster = fn(&Value, Stored) -> Result<Value, String>;
 
-    /// The payload as stored (current version).
-    pub fn to_payload(&self) -> Value {
-        let value = match self {
-            Self::AccountOpened(e) => serde_json::to_value(e),
-            Self::MoneyDeposited(e) | Self::MoneyWithdrawn(e) => serde_json::to_value(e),
-            Self::TransferDebited(e) => serde_json::to_value(e),
-            Self::TransferCredited(e) => serde_json::to_value(e),
-            Self::AccountFrozen(e) | Self::AccountUnfrozen(e) | Self::AccountClosed(e) => {
-                serde_json::to_value(e)
+/// The event table: `Name(Payload) = current version { from version => upcaster, ... }`.
+macro_rules! events {
+    ($( $(#[$doc:meta])* $name:ident($payload:ty) = $current:literal { $($from:literal => $upcast:path),* $(,)? } ),* $(,)?) => {
+        /// Everything that can happen to an account.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum AccountEvent {
+            $( $(#[$doc])* $name($payload), )*
+        }
+
+        /// Every event type name, as stored in `event_type` and used in subjects.
+        pub const EVENT_TYPES: &[&str] = &[ $( stringify!($name), )* ];
+
+        impl AccountEvent {
+            /// The type name, as stored in `event_type`.
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $( Self::$name(_) => stringify!($name), )*
+                }
             }
-        };
-        // Every field is a string, a UUID or an option of those: serialising cannot fail.
-        value.expect("event payloads serialise to JSON")
-    }
 
-    /// Reads a stored payload of any version ever written as the current shape.
+            /// The version writers use today. Older versions are upcast by [`Self::decode`].
+            pub fn event_version(&self) -> i16 {
+                match self {
+                    $( Self::$name(_) => $current, )*
+                }
+            }
+
+            /// The payload as stored (current version).
+            pub fn to_payload(&self) -> Value {
+                let value = match self {
+                    $( Self::$name(e) => serde_json::to_value(e), )*
+                };
+                // Every field is a string, a UUID, an instant or an option of those.
+                value.expect("event payloads serialise to JSON")
+            }
+
+            fn current_version(event_type: &str) -> Option<i16> {
+                match event_type {
+                    $( stringify!($name) => Some($current), )*
+                    _ => None,
+                }
+            }
+
+            fn upcaster(event_type: &str, from: i16) -> Option<Upcaster> {
+                match (event_type, from) {
+                    $( $( (stringify!($name), $from) => Some($upcast as Upcaster), )* )*
+                    _ => None,
+                }
+            }
+
+            fn read(event_type: &str, event_version: i16, value: Value) -> Result<Self, DecodeError> {
+                match event_type {
+                    $( stringify!($name) => Ok(Self::$name(parse(event_type, event_version, value)?)), )*
+                    _ => Err(DecodeError::Unknown {
+                        event_type: event_type.to_string(),
+                        event_version,
+                    }),
+                }
+            }
+        }
+    };
+}
+
+events! {
+    AccountOpened(AccountOpened) = 2 { 1 => upcast_account_opened_v1 },
+    MoneyDeposited(Movement) = 3 { 1 => upcast_money_deposited_v1, 2 => add_value_date },
+    MoneyWithdrawn(Movement) = 2 { 1 => add_value_date },
+    TransferDebited(TransferDebited) = 2 { 1 => add_value_date },
+    TransferCredited(TransferCredited) = 2 { 1 => add_value_date },
+    AccountFrozen(StatusChange) = 1 {},
+    AccountUnfrozen(StatusChange) = 1 {},
+    AccountClosed(StatusChange) = 1 {},
+    HoldPlaced(HoldPlaced) = 1 {},
+    HoldCaptured(HoldCaptured) = 1 {},
+    HoldReleased(HoldReleased) = 1 {},
+    HoldExpired(HoldExpired) = 1 {},
+    MovementReversed(MovementReversed) = 1 {},
+}
+
+impl AccountEvent {
+    /// Reads a stored payload of any version ever written as the current shape, chaining
+    /// upcasters from its version to the current one.
     pub fn decode(
         event_type: &str,
         event_version: i16,
         payload: &Value,
+        stored: Stored,
     ) -> Result<Self, DecodeError> {
         let unknown = || DecodeError::Unknown {
             event_type: event_type.to_string(),
             event_version,
         };
-        let current = match (event_type, event_version) {
-            ("AccountOpened", 1) => upcast_account_opened_v1(payload),
-            ("MoneyDeposited", 1) => upcast_money_deposited_v1(payload),
-            ("AccountOpened" | "MoneyDeposited", 2) => Ok(payload.clone()),
-            (t, 1) if EVENT_TYPES.contains(&t) => Ok(payload.clone()),
-            _ => return Err(unknown()),
+        let current = Self::current_version(event_type).ok_or_else(unknown)?;
+        if event_version < 1 || event_version > current {
+            return Err(unknown());
         }
-        .map_err(|reason| malformed(event_type, event_version, reason))?;
-        let read = |v: Value| -> Result<Self, DecodeError> {
-            Ok(match event_type {
-                "AccountOpened" => Self::AccountOpened(parse(event_type, event_version, v)?),
-                "MoneyDeposited" => Self::MoneyDeposited(parse(event_type, event_version, v)?),
-                "MoneyWithdrawn" => Self::MoneyWithdrawn(parse(event_type, event_version, v)?),
-                "TransferDebited" => Self::TransferDebited(parse(event_type, event_version, v)?),
-                "TransferCredited" => Self::TransferCredited(parse(event_type, event_version, v)?),
-                "AccountFrozen" => Self::AccountFrozen(parse(event_type, event_version, v)?),
-                "AccountUnfrozen" => Self::AccountUnfrozen(parse(event_type, event_version, v)?),
-                "AccountClosed" => Self::AccountClosed(parse(event_type, event_version, v)?),
-                _ => return Err(unknown()),
-            })
-        };
-        read(current)
+        let mut version = event_version;
+        let mut value = payload.clone();
+        while version < current {
+            let upcast = Self::upcaster(event_type, version).ok_or_else(unknown)?;
+            value =
+                upcast(&value, stored).map_err(|reason| malformed(event_type, version, reason))?;
+            version += 1;
+        }
+        Self::read(event_type, event_version, value)
     }
 
     /// The balance the account had right after this event, for events that move money.
@@ -187,6 +310,8 @@ impl AccountEvent {
             Self::MoneyDeposited(m) | Self::MoneyWithdrawn(m) => Some(m.balance_after),
             Self::TransferDebited(t) => Some(t.balance_after),
             Self::TransferCredited(t) => Some(t.balance_after),
+            Self::HoldCaptured(c) => Some(c.balance_after),
+            Self::MovementReversed(r) => Some(r.balance_after),
             _ => None,
         }
     }
@@ -198,6 +323,20 @@ impl AccountEvent {
             Self::MoneyWithdrawn(m) => Some(-m.amount),
             Self::TransferDebited(t) => Some(-t.amount),
             Self::TransferCredited(t) => Some(t.amount),
+            Self::HoldCaptured(c) => Some(-c.amount),
+            Self::MovementReversed(r) => Some(r.amount),
+            _ => None,
+        }
+    }
+
+    /// When the money moved for the business, for events that move money.
+    pub fn value_date(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::MoneyDeposited(m) | Self::MoneyWithdrawn(m) => Some(m.value_date),
+            Self::TransferDebited(t) => Some(t.value_date),
+            Self::TransferCredited(t) => Some(t.value_date),
+            Self::HoldCaptured(c) => Some(c.value_date),
+            Self::MovementReversed(r) => Some(r.value_date),
             _ => None,
         }
     }
@@ -240,7 +379,7 @@ fn minor_to_decimal(payload: &Value, name: &str, currency: Currency) -> Result<S
 }
 
 /// v1 named the holder `owner` and had no overdraft limit (every account had 0).
-fn upcast_account_opened_v1(payload: &Value) -> Result<Value, String> {
+fn upcast_account_opened_v1(payload: &Value, _: Stored) -> Result<Value, String> {
     let currency = currency_of(payload)?;
     Ok(json!({
         "accountId": field(payload, "accountId")?,
@@ -251,7 +390,7 @@ fn upcast_account_opened_v1(payload: &Value) -> Result<Value, String> {
 }
 
 /// v1 carried integer minor units (`amountMinor: 1050` for 10.50 USD).
-fn upcast_money_deposited_v1(payload: &Value) -> Result<Value, String> {
+fn upcast_money_deposited_v1(payload: &Value, _: Stored) -> Result<Value, String> {
     let currency = currency_of(payload)?;
     Ok(json!({
         "amount": minor_to_decimal(payload, "amountMinor", currency)?,
@@ -261,14 +400,44 @@ fn upcast_money_deposited_v1(payload: &Value) -> Result<Value, String> {
     }))
 }
 
+/// Movements written before value dates existed moved the money when they were booked.
+fn add_value_date(payload: &Value, stored: Stored) -> Result<Value, String> {
+    let mut upcast = payload.clone();
+    let object = upcast
+        .as_object_mut()
+        .ok_or("the payload is not an object")?;
+    object.insert(
+        "valueDate".into(),
+        serde_json::to_value(stored.recorded_at).map_err(|e| e.to_string())?,
+    );
+    Ok(upcast)
+}
+
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
+
+    use chrono::TimeZone;
 
     use super::*;
 
     fn usd() -> Currency {
         Currency::parse("USD").expect("usd")
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 31, 17, 0, 0)
+            .single()
+            .expect("instant")
+    }
+
+    fn stored() -> Stored {
+        Stored {
+            recorded_at: Utc
+                .with_ymd_and_hms(2026, 4, 2, 9, 0, 0)
+                .single()
+                .expect("instant"),
+        }
     }
 
     fn samples() -> Vec<AccountEvent> {
@@ -277,7 +446,9 @@ mod tests {
             currency: usd(),
             balance_after: Decimal::from_str("110.50").expect("dec"),
             reference: Some("rent".into()),
+            value_date: at(),
         };
+        let hold = HoldId::generate();
         vec![
             AccountEvent::AccountOpened(AccountOpened {
                 account_id: AccountId::generate(),
@@ -294,6 +465,7 @@ mod tests {
                 currency: usd(),
                 balance_after: movement.balance_after,
                 reference: None,
+                value_date: at(),
             }),
             AccountEvent::TransferCredited(TransferCredited {
                 transfer_id: TransferId::generate(),
@@ -302,6 +474,7 @@ mod tests {
                 currency: usd(),
                 balance_after: movement.balance_after,
                 reference: None,
+                value_date: at(),
             }),
             AccountEvent::AccountFrozen(StatusChange {
                 reason: "fraud review".into(),
@@ -312,6 +485,45 @@ mod tests {
             AccountEvent::AccountClosed(StatusChange {
                 reason: "customer request".into(),
             }),
+            AccountEvent::HoldPlaced(HoldPlaced {
+                hold_id: hold,
+                amount: movement.amount,
+                currency: usd(),
+                expires_at: Some(at()),
+                reference: Some("card 4242".into()),
+            }),
+            AccountEvent::HoldCaptured(HoldCaptured {
+                hold_id: hold,
+                amount: Decimal::from_str("7.00").expect("dec"),
+                released_amount: Decimal::from_str("3.50").expect("dec"),
+                currency: usd(),
+                balance_after: Decimal::from_str("103.50").expect("dec"),
+                value_date: at(),
+                to_account_id: Some(AccountId::generate()),
+                transfer_id: Some(TransferId::generate()),
+                reference: None,
+            }),
+            AccountEvent::HoldReleased(HoldReleased {
+                hold_id: hold,
+                amount: movement.amount,
+                reason: Some("cancelled".into()),
+            }),
+            AccountEvent::HoldExpired(HoldExpired {
+                hold_id: hold,
+                amount: movement.amount,
+            }),
+            AccountEvent::MovementReversed(MovementReversed {
+                reversal_id: ReversalId::generate(),
+                reversed_event_id: EventId::generate(),
+                reversed_kind: ReversedKind::Deposit,
+                amount: Decimal::from_str("-10.50").expect("dec"),
+                currency: usd(),
+                balance_after: Decimal::from_str("100.00").expect("dec"),
+                value_date: at(),
+                transfer_id: None,
+                counterparty_account_id: None,
+                reason: "booked twice".into(),
+            }),
         ]
     }
 
@@ -319,13 +531,18 @@ mod tests {
     fn every_event_round_trips_through_its_current_payload() {
         for event in samples() {
             let payload = event.to_payload();
-            let decoded = AccountEvent::decode(event.event_type(), event.event_version(), &payload);
+            let decoded = AccountEvent::decode(
+                event.event_type(),
+                event.event_version(),
+                &payload,
+                stored(),
+            );
             assert_eq!(decoded, Ok(event));
         }
     }
 
     #[test]
-    fn every_event_type_is_listed() {
+    fn every_event_type_is_listed_once() {
         let types: Vec<&str> = samples().iter().map(AccountEvent::event_type).collect();
         assert_eq!(types, EVENT_TYPES.to_vec());
     }
@@ -335,13 +552,14 @@ mod tests {
         let payload = samples()[1].to_payload();
         assert_eq!(payload["amount"], json!("10.50"));
         assert_eq!(payload["balanceAfter"], json!("110.50"));
+        assert_eq!(payload["valueDate"], json!("2026-03-31T17:00:00Z"));
     }
 
     #[test]
     fn account_opened_v1_upcasts_owner_to_holder_with_zero_overdraft() {
         let id = AccountId::generate();
         let v1 = json!({ "accountId": id, "owner": "Grace Hopper", "currency": "JPY" });
-        let decoded = AccountEvent::decode("AccountOpened", 1, &v1);
+        let decoded = AccountEvent::decode("AccountOpened", 1, &v1, stored());
         assert_eq!(
             decoded,
             Ok(AccountEvent::AccountOpened(AccountOpened {
@@ -354,29 +572,49 @@ mod tests {
     }
 
     #[test]
-    fn money_deposited_v1_upcasts_minor_units_to_decimals() {
+    fn money_deposited_v1_upcasts_through_v2_to_minor_units_and_a_value_date() {
         let v1 = json!({ "amountMinor": 1050, "currency": "BHD", "balanceAfterMinor": 2_000_500 });
-        let Ok(AccountEvent::MoneyDeposited(m)) = AccountEvent::decode("MoneyDeposited", 1, &v1)
+        let Ok(AccountEvent::MoneyDeposited(m)) =
+            AccountEvent::decode("MoneyDeposited", 1, &v1, stored())
         else {
             panic!("v1 deposit did not decode");
         };
         assert_eq!(m.amount.to_string(), "1.050");
         assert_eq!(m.balance_after.to_string(), "2000.500");
         assert_eq!(m.reference, None);
+        assert_eq!(m.value_date, stored().recorded_at, "moved when booked");
+    }
+
+    #[test]
+    fn movements_written_before_value_dates_moved_when_they_were_booked() {
+        let v1 = json!({ "amount": "5.00", "currency": "USD", "balanceAfter": "5.00", "reference": null });
+        for (event_type, version) in [("MoneyDeposited", 2), ("MoneyWithdrawn", 1)] {
+            let decoded =
+                AccountEvent::decode(event_type, version, &v1, stored()).expect("decodes");
+            assert_eq!(
+                decoded.value_date(),
+                Some(stored().recorded_at),
+                "{event_type}"
+            );
+        }
     }
 
     #[test]
     fn unknown_types_and_versions_are_errors_not_panics() {
         assert!(matches!(
-            AccountEvent::decode("MoneyTeleported", 1, &json!({})),
+            AccountEvent::decode("MoneyTeleported", 1, &json!({}), stored()),
             Err(DecodeError::Unknown { .. })
         ));
         assert!(matches!(
-            AccountEvent::decode("MoneyWithdrawn", 7, &json!({})),
+            AccountEvent::decode("MoneyWithdrawn", 7, &json!({}), stored()),
             Err(DecodeError::Unknown { .. })
         ));
         assert!(matches!(
-            AccountEvent::decode("MoneyWithdrawn", 1, &json!({"amount": 3})),
+            AccountEvent::decode("MoneyWithdrawn", 0, &json!({}), stored()),
+            Err(DecodeError::Unknown { .. })
+        ));
+        assert!(matches!(
+            AccountEvent::decode("MoneyWithdrawn", 1, &json!({"amount": 3}), stored()),
             Err(DecodeError::Malformed { .. })
         ));
     }

@@ -71,3 +71,11 @@ uuid_id!(
     /// One executed command; every event it produced names it in its metadata.
     CommandId
 );
+uuid_id!(
+    /// One hold (a card authorisation's reservation of funds), from placing to settling.
+    HoldId
+);
+uuid_id!(
+    /// One reversal; the events that undo a movement (both legs of a transfer) carry it.
+    ReversalId
+);

@@ -22,5 +22,5 @@ pub use envelope::{EventMetadata, RecordedEvent};
 pub use error_code::ErrorCode;
 pub use events::AccountEvent;
 pub use hashing::Hash;
-pub use ids::{AccountId, CommandId, EventId, TransferId};
+pub use ids::{AccountId, CommandId, EventId, HoldId, ReversalId, TransferId};
 pub use money::{Currency, Money, MoneyError, PositiveAmount};

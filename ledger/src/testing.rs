@@ -80,12 +80,23 @@ impl FakeLedger {
     }
 
     pub fn deposit(&mut self, id: AccountId, value: &str, at: DateTime<Utc>) -> RecordedEvent {
-        let event = AccountEvent::MoneyDeposited(self.movement(id, amount(value)));
+        self.deposit_valued(id, value, at, at)
+    }
+
+    /// A deposit booked at `at` whose money moved at `value_date` (backdated when earlier).
+    pub fn deposit_valued(
+        &mut self,
+        id: AccountId,
+        value: &str,
+        at: DateTime<Utc>,
+        value_date: DateTime<Utc>,
+    ) -> RecordedEvent {
+        let event = AccountEvent::MoneyDeposited(self.movement(id, amount(value), value_date));
         self.record(id, &event, "deposit", at)
     }
 
     pub fn withdraw(&mut self, id: AccountId, value: &str, at: DateTime<Utc>) -> RecordedEvent {
-        let event = AccountEvent::MoneyWithdrawn(self.movement(id, -amount(value)));
+        let event = AccountEvent::MoneyWithdrawn(self.movement(id, -amount(value), at));
         self.record(id, &event, "withdraw", at)
     }
 
@@ -110,6 +121,7 @@ impl FakeLedger {
                 currency,
                 balance_after: stream.balance,
                 reference: Some("test transfer".into()),
+                value_date: at,
             })
         };
         let credit = {
@@ -122,6 +134,7 @@ impl FakeLedger {
                 currency,
                 balance_after: stream.balance,
                 reference: Some("test transfer".into()),
+                value_date: at,
             })
         };
         (
@@ -137,7 +150,7 @@ impl FakeLedger {
         self.record(id, &event, "freezeAccount", at)
     }
 
-    fn movement(&mut self, id: AccountId, signed: Decimal) -> Movement {
+    fn movement(&mut self, id: AccountId, signed: Decimal, value_date: DateTime<Utc>) -> Movement {
         let stream = self.streams.get_mut(&id).expect("an opened account");
         stream.balance += signed;
         Movement {
@@ -145,6 +158,7 @@ impl FakeLedger {
             currency: stream.currency,
             balance_after: stream.balance,
             reference: Some("test".into()),
+            value_date,
         }
     }
 

@@ -215,7 +215,7 @@ async fn audit_trail_over_graphql_shows_metadata_payload_and_hex_hashes() {
     let node = &edges[0]["node"];
     assert_eq!(node["position"], json!(credit.position.to_string()));
     assert_eq!(node["eventType"], json!("TransferCredited"));
-    assert_eq!(node["eventVersion"], json!(1));
+    assert_eq!(node["eventVersion"], json!(credit.event_version));
     assert_eq!(node["streamVersion"], json!(2));
     assert_eq!(node["actor"], json!("teller-1"));
     assert_eq!(node["correlationId"], credit.metadata["correlationId"]);

@@ -768,8 +768,9 @@ pub async fn test_settings(adjust: impl FnOnce(&mut Settings)) -> Settings {
         auth: testing::auth(),
         http_addr: "127.0.0.1:0".parse().expect("a socket address"),
         accounts: AccountsOptions {
-            append_retries_max: accounts::commands::APPEND_RETRIES_MAX,
-            relay_held_warn: accounts::relay::RELAY_HELD_WARN_DEFAULT,
+            // Tests that wait for expiries need not wait long.
+            hold_sweep_interval: std::time::Duration::from_secs(1),
+            ..AccountsOptions::default()
         },
         reporting: ReportingOptions {
             at_least_wait: reporting::state::AT_LEAST_WAIT_DEFAULT,

@@ -3,17 +3,29 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger::{
-    AccountEvent, AccountId, Currency, PositiveAmount, TransferId,
-    events::{AccountOpened, Movement, StatusChange},
+    AccountEvent, AccountId, Currency, EventId, HoldId, PositiveAmount, ReversalId, TransferId,
+    events::{
+        AccountOpened, HoldCaptured, HoldPlaced, HoldReleased, Movement, MovementReversed,
+        ReversedKind, StatusChange,
+    },
 };
 use rust_decimal::Decimal;
 
 use super::{
-    Account, ChangeStatus, Command, Deposit, DomainError, Holder, OpenAccount, Reason, Transfer,
-    Withdraw, decide, decide_transfer, evolve,
+    Account, Booking, CaptureHold, ChangeStatus, Command, Deposit, DomainError, Holder,
+    OpenAccount, PlaceHold, Reason, ReleaseHold, Reverse, ReversedMovement, Transfer, Withdraw,
+    decide, decide_capture, decide_reversal, decide_transfer, evolve,
 };
+
+/// The backdating window of the tests' bookings.
+pub const WINDOW_DAYS: i64 = 62;
+
+/// A booking at [`at`] with a [`WINDOW_DAYS`] window.
+pub fn booking() -> Booking {
+    Booking::at(at(), Duration::days(WINDOW_DAYS))
+}
 
 pub fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).expect("test decimal")
@@ -93,6 +105,66 @@ impl History {
         self
     }
 
+    /// A hold of `value` placed, expiring at `expires_at` (never when `None`).
+    pub fn held(mut self, hold_id: HoldId, value: &str, expires_at: Option<DateTime<Utc>>) -> Self {
+        let amount = self.currency.fit(dec(value)).expect("test amount");
+        self.events.push(AccountEvent::HoldPlaced(HoldPlaced {
+            hold_id,
+            amount,
+            currency: self.currency,
+            expires_at,
+            reference: None,
+        }));
+        self
+    }
+
+    /// The hold `hold_id` (of `held`) captured for `value`, as a withdrawal.
+    pub fn captured(mut self, hold_id: HoldId, value: &str, held: &str) -> Self {
+        self.balance -= dec(value);
+        self.events.push(AccountEvent::HoldCaptured(HoldCaptured {
+            hold_id,
+            amount: dec(value),
+            released_amount: dec(held) - dec(value),
+            currency: self.currency,
+            balance_after: self.balance,
+            value_date: at(),
+            to_account_id: None,
+            transfer_id: None,
+            reference: None,
+        }));
+        self
+    }
+
+    /// The hold `hold_id` (of `held`) released.
+    pub fn released(mut self, hold_id: HoldId, held: &str) -> Self {
+        self.events.push(AccountEvent::HoldReleased(HoldReleased {
+            hold_id,
+            amount: dec(held),
+            reason: None,
+        }));
+        self
+    }
+
+    /// The movement `event_id` (a deposit of `value`) reversed already.
+    pub fn reversed(mut self, event_id: EventId, value: &str) -> Self {
+        let amount = -dec(value);
+        self.balance += amount;
+        self.events
+            .push(AccountEvent::MovementReversed(MovementReversed {
+                reversal_id: ReversalId::generate(),
+                reversed_event_id: event_id,
+                reversed_kind: ReversedKind::Deposit,
+                amount,
+                currency: self.currency,
+                balance_after: self.balance,
+                value_date: at(),
+                transfer_id: None,
+                counterparty_account_id: None,
+                reason: "booked twice".into(),
+            }));
+        self
+    }
+
     /// The account after its history, as `evolve` folds it.
     pub fn state(&self) -> Option<Account> {
         self.events
@@ -111,6 +183,7 @@ impl History {
             currency: self.currency,
             balance_after: self.balance,
             reference: None,
+            value_date: at(),
         }
     }
 }
@@ -124,17 +197,93 @@ pub fn reason(text: &str) -> StatusChange {
 pub fn given(history: &History) -> Given {
     Given {
         state: history.state(),
+        booking: booking(),
+    }
+}
+
+/// Several accounts, for the commands that touch more than one (captures, reversals).
+pub fn given_accounts(histories: &[&History]) -> GivenAccounts {
+    GivenAccounts {
+        states: histories.iter().map(|h| h.state()).collect(),
+        booking: booking(),
+    }
+}
+
+pub struct GivenAccounts {
+    states: Vec<Option<Account>>,
+    booking: Booking,
+}
+
+impl GivenAccounts {
+    pub fn at(mut self, instant: DateTime<Utc>) -> Self {
+        self.booking.at = instant;
+        self
+    }
+
+    /// A capture decided on the first account (and the second as destination, if given).
+    pub fn when_capture(self, capture: &CaptureHold) -> ThenMany {
+        ThenMany {
+            result: decide_capture(
+                self.states.first().and_then(Option::as_ref),
+                self.states.get(1).and_then(Option::as_ref),
+                capture,
+                &self.booking,
+            ),
+        }
+    }
+
+    /// A reversal decided on the accounts in the order [`Reverse::accounts`] gives.
+    pub fn when_reverse(self, reverse: &Reverse) -> ThenMany {
+        let states: Vec<Option<&Account>> = self.states.iter().map(Option::as_ref).collect();
+        ThenMany {
+            result: decide_reversal(&states, reverse, &self.booking),
+        }
+    }
+}
+
+#[must_use]
+pub struct ThenMany {
+    pub result: Result<Vec<(AccountId, AccountEvent)>, DomainError>,
+}
+
+impl ThenMany {
+    pub fn then(self, expected: Vec<(AccountId, AccountEvent)>) {
+        assert_eq!(self.result, Ok(expected));
+    }
+
+    pub fn then_err(self, expected: DomainError) {
+        assert_eq!(self.result.map(|_| ()), Err(expected));
+    }
+
+    pub fn then_err_matching(self, matches: impl Fn(&DomainError) -> bool) {
+        match self.result {
+            Err(e) if matches(&e) => {}
+            other => panic!("unexpected outcome: {other:?}"),
+        }
     }
 }
 
 pub struct Given {
     state: Option<Account>,
+    booking: Booking,
 }
 
 impl Given {
+    /// Decides at `instant` instead of [`at`] (the window moves with it).
+    pub fn at(mut self, instant: DateTime<Utc>) -> Self {
+        self.booking.at = instant;
+        self
+    }
+
+    /// Decides with periods closed through `end`.
+    pub fn closed_through(mut self, end: DateTime<Utc>) -> Self {
+        self.booking.closed_through = Some(end);
+        self
+    }
+
     pub fn when(self, command: Command) -> Then {
         Then {
-            result: decide(self.state.as_ref(), &command),
+            result: decide(self.state.as_ref(), &command, &self.booking),
         }
     }
 }
@@ -147,6 +296,14 @@ pub struct Then {
 impl Then {
     pub fn then(self, expected: Vec<AccountEvent>) {
         assert_eq!(self.result, Ok(expected));
+    }
+
+    /// The command is accepted; its events.
+    pub fn then_ok(self) -> Vec<AccountEvent> {
+        match self.result {
+            Ok(events) => events,
+            Err(e) => panic!("refused: {e}"),
+        }
     }
 
     pub fn then_err(self, expected: DomainError) {
@@ -176,7 +333,7 @@ pub struct GivenTransfer {
 impl GivenTransfer {
     pub fn when(self, transfer: &Transfer) -> ThenTransfer {
         ThenTransfer {
-            result: decide_transfer(self.from.as_ref(), self.to.as_ref(), transfer),
+            result: decide_transfer(self.from.as_ref(), self.to.as_ref(), transfer, &booking()),
         }
     }
 }
@@ -211,6 +368,17 @@ pub fn deposit(id: AccountId, value: &str) -> Command {
         account_id: id,
         amount: amount(value),
         reference: None,
+        value_date: None,
+    })
+}
+
+/// A deposit with the value date `value_date`.
+pub fn deposit_valued(id: AccountId, value: &str, value_date: DateTime<Utc>) -> Command {
+    Command::Deposit(Deposit {
+        account_id: id,
+        amount: amount(value),
+        reference: None,
+        value_date: Some(value_date),
     })
 }
 
@@ -219,6 +387,69 @@ pub fn withdraw(id: AccountId, value: &str) -> Command {
         account_id: id,
         amount: amount(value),
         reference: None,
+        value_date: None,
+    })
+}
+
+pub fn place_hold(
+    id: AccountId,
+    hold_id: HoldId,
+    value: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Command {
+    Command::PlaceHold(PlaceHold {
+        account_id: id,
+        hold_id,
+        amount: amount(value),
+        expires_at,
+        reference: None,
+    })
+}
+
+/// A capture of `value` (all of the hold when `None`), to `to` when given.
+pub fn capture(
+    id: AccountId,
+    hold_id: HoldId,
+    value: Option<&str>,
+    to: Option<AccountId>,
+) -> CaptureHold {
+    CaptureHold {
+        account_id: id,
+        hold_id,
+        amount: value.map(amount),
+        to,
+        transfer_id: TransferId::generate(),
+        value_date: None,
+        reference: None,
+    }
+}
+
+pub fn release(id: AccountId, hold_id: HoldId) -> Command {
+    Command::ReleaseHold(ReleaseHold {
+        account_id: id,
+        hold_id,
+        reason: None,
+    })
+}
+
+/// A reversal of the deposit `event_id` of `value` on `id`.
+pub fn reverse_deposit(id: AccountId, event_id: EventId, value: &str) -> Reverse {
+    Reverse {
+        reversal_id: ReversalId::generate(),
+        movement: ReversedMovement::Single {
+            account_id: id,
+            event_id,
+            kind: ReversedKind::Deposit,
+            amount: dec(value),
+        },
+        reason: Reason::parse("booked twice").expect("reason"),
+    }
+}
+
+pub fn expire(id: AccountId, hold_id: HoldId) -> Command {
+    Command::ExpireHold(super::ExpireHold {
+        account_id: id,
+        hold_id,
     })
 }
 
@@ -248,5 +479,6 @@ pub fn transfer(from: &History, to: &History, value: &str) -> Transfer {
         to: to.id,
         amount: amount(value),
         reference: None,
+        value_date: None,
     }
 }

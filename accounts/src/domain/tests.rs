@@ -17,6 +17,7 @@ fn deposited(value: &str, after: &str) -> AccountEvent {
         currency: usd(),
         balance_after: dec(after),
         reference: None,
+        value_date: at(),
     })
 }
 
@@ -26,6 +27,7 @@ fn withdrawn(value: &str, after: &str) -> AccountEvent {
         currency: usd(),
         balance_after: dec(after),
         reference: None,
+        value_date: at(),
     })
 }
 
@@ -103,7 +105,12 @@ fn accepts_three_decimal_places_for_a_three_decimal_currency() {
 }
 
 fn decide_deposit_balance(history: &History, value: &str) -> Option<String> {
-    let events = super::decide(history.state().as_ref(), &deposit(history.id, value)).ok()?;
+    let events = super::decide(
+        history.state().as_ref(),
+        &deposit(history.id, value),
+        &booking(),
+    )
+    .ok()?;
     events
         .first()
         .and_then(AccountEvent::balance_after)
@@ -282,6 +289,7 @@ fn a_transfer_debits_the_source_and_credits_the_destination() {
             currency: usd(),
             balance_after: dec("70.00"),
             reference: None,
+            value_date: at(),
         }),
         AccountEvent::TransferCredited(TransferCredited {
             transfer_id: command.transfer_id,
@@ -290,6 +298,7 @@ fn a_transfer_debits_the_source_and_credits_the_destination() {
             currency: usd(),
             balance_after: dec("35.00"),
             reference: None,
+            value_date: at(),
         }),
     );
 }

@@ -2,21 +2,25 @@
 
 use async_graphql::{InputObject, OneofObject};
 use ledger::{
-    AccountId, Currency, Hash, PositiveAmount, TransferId, hashing::canonical_json,
+    AccountId, Currency, EventId, HoldId, PositiveAmount, ReversalId, TransferId,
     money::parse_limit,
 };
 use platform::{
     ApiError,
-    scalars::{Decimal, Uuid},
+    scalars::{DateTime, Decimal, Uuid},
 };
 use rust_decimal::Decimal as Amount;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::{
-    commands::{CloseAccount, FreezeAccount, IDEMPOTENCY_KEY_LEN_MAX, UnfreezeAccount},
-    domain::{ChangeStatus, Deposit, Holder, OpenAccount, Reason, Reference, Transfer, Withdraw},
+    commands::{
+        CloseAccount, FreezeAccount, IDEMPOTENCY_KEY_LEN_MAX, ReversalTarget, UnfreezeAccount,
+    },
+    domain::{
+        ChangeStatus, Deposit, Holder, OpenAccount, PlaceHold, Reason, Reference, Transfer,
+        Withdraw,
+    },
 };
 
 #[derive(InputObject, Serialize)]
@@ -38,6 +42,9 @@ pub struct DepositInput {
     /// In the account's currency, with at most its decimal places.
     pub amount: Decimal,
     pub reference: Option<String>,
+    /// When the money moved for the business (default: the booking instant); at most
+    /// `FOLIO_BACKDATE_DAYS_MAX` days back, never in the future.
+    pub value_date: Option<DateTime>,
     #[serde(skip)]
     pub idempotency_key: String,
 }
@@ -48,6 +55,8 @@ pub struct WithdrawInput {
     /// In the account's currency, with at most its decimal places.
     pub amount: Decimal,
     pub reference: Option<String>,
+    /// When the money moved for the business (default: the booking instant).
+    pub value_date: Option<DateTime>,
     #[serde(skip)]
     pub idempotency_key: String,
 }
@@ -59,7 +68,58 @@ pub struct TransferInput {
     /// In the accounts' currency, with at most its decimal places.
     pub amount: Decimal,
     pub reference: Option<String>,
+    /// When the money moved for the business (default: the booking instant).
+    pub value_date: Option<DateTime>,
     #[serde(skip)]
+    pub idempotency_key: String,
+}
+
+/// Reserve funds on an account (`placeHold`, ../shared/API.md "Holds").
+#[derive(InputObject)]
+pub struct PlaceHoldInput {
+    pub account_id: Uuid,
+    /// Positive, in the account's currency, at most its available balance (plus overdraft).
+    pub amount: Decimal,
+    /// Chosen by the client (e.g. the card authorisation's id), or generated when omitted.
+    pub hold_id: Option<Uuid>,
+    /// From this instant on the hold counts for nothing and cannot be captured; must be in
+    /// the future. Never expires when omitted.
+    pub expires_at: Option<DateTime>,
+    pub reference: Option<String>,
+    pub idempotency_key: String,
+}
+
+/// Take a hold (`captureHold`): a withdrawal, or a transfer to `toAccountId`.
+#[derive(InputObject)]
+pub struct CaptureHoldInput {
+    pub hold_id: Uuid,
+    /// At most the held amount (default: all of it); the rest is released.
+    pub amount: Option<Decimal>,
+    /// With it the capture is a transfer to this account; without it a withdrawal.
+    pub to_account_id: Option<Uuid>,
+    pub reference: Option<String>,
+    /// When the money moved for the business (default: the booking instant).
+    pub value_date: Option<DateTime>,
+    pub idempotency_key: String,
+}
+
+/// Free a hold without taking anything (`releaseHold`).
+#[derive(InputObject)]
+pub struct ReleaseHoldInput {
+    pub hold_id: Uuid,
+    /// Why; recorded in the event for the audit trail.
+    pub reason: Option<String>,
+    pub idempotency_key: String,
+}
+
+/// Undo a movement by compensating events (`reverse`, supervisor): exactly one of
+/// `eventId` (a deposit, a withdrawal or a hold capture) and `transferId`.
+#[derive(InputObject)]
+pub struct ReverseInput {
+    pub event_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    /// Why; recorded in every compensating event.
+    pub reason: String,
     pub idempotency_key: String,
 }
 
@@ -101,16 +161,19 @@ pub(crate) struct Parsed<C> {
     pub canonical: Value,
 }
 
-/// Identifies a request's content (without its idempotency key): a retry has the same
-/// fingerprint whenever it asks for the same thing, however it is spelt (`"10"` or
-/// `"10.00"`, `"usd"` or `"USD"`, an omitted default or the default written out).
-pub(crate) fn fingerprint(command_type: &str, canonical: &Value) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update(command_type.as_bytes());
-    hasher.update([0]);
-    hasher.update(canonical_json(canonical).as_bytes());
-    Hash::from_bytes(hasher.finalize().into())
+impl<C> Parsed<C> {
+    /// The same request, its command turned into another (the edge completes a command
+    /// with what only the store knows, e.g. which account a hold is on).
+    pub fn map<D>(self, f: impl FnOnce(C) -> D) -> Parsed<D> {
+        Parsed {
+            command: f(self.command),
+            key: self.key,
+            canonical: self.canonical,
+        }
+    }
 }
+
+pub(crate) use crate::commands::fingerprint;
 
 fn normalized(value: Amount) -> String {
     value.normalize().to_string()
@@ -200,12 +263,32 @@ fn movement_canonical(
     account_id: AccountId,
     amount: PositiveAmount,
     reference: &Option<Reference>,
+    value_date: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Value {
-    json!({
-        "accountId": account_id,
-        "amount": normalized(amount.value()),
-        "reference": reference_text(reference),
-    })
+    with_value_date(
+        json!({
+            "accountId": account_id,
+            "amount": normalized(amount.value()),
+            "reference": reference_text(reference),
+        }),
+        value_date,
+    )
+}
+
+/// Adds `valueDate` to a canonical form only when given, so a request without one keeps
+/// the fingerprint it had before value dates existed (a retry across the upgrade).
+fn with_value_date(
+    mut canonical: Value,
+    value_date: Option<chrono::DateTime<chrono::Utc>>,
+) -> Value {
+    if let (Some(date), Value::Object(map)) = (value_date, &mut canonical) {
+        map.insert("valueDate".into(), json!(date));
+    }
+    canonical
+}
+
+fn optional_uuid(id: Option<Uuid>) -> Value {
+    id.map_or(Value::Null, |id| Value::String(id.0.to_string()))
 }
 
 /// The parts a deposit and a withdrawal share.
@@ -238,8 +321,14 @@ impl DepositInput {
             account_id,
             amount,
             reference,
+            value_date: self.value_date.map(|d| d.0),
         };
-        let canonical = movement_canonical(command.account_id, command.amount, &command.reference);
+        let canonical = movement_canonical(
+            command.account_id,
+            command.amount,
+            &command.reference,
+            command.value_date,
+        );
         Ok(Parsed {
             command,
             key,
@@ -261,8 +350,14 @@ impl WithdrawInput {
             account_id,
             amount,
             reference,
+            value_date: self.value_date.map(|d| d.0),
         };
-        let canonical = movement_canonical(command.account_id, command.amount, &command.reference);
+        let canonical = movement_canonical(
+            command.account_id,
+            command.amount,
+            &command.reference,
+            command.value_date,
+        );
         Ok(Parsed {
             command,
             key,
@@ -280,15 +375,147 @@ impl TransferInput {
             to: AccountId::from_uuid(self.to_account_id.0),
             amount: amount(base, self.amount)?,
             reference: reference(base, &self.reference)?,
+            value_date: self.value_date.map(|d| d.0),
         };
-        let canonical = json!({
-            "fromAccountId": transfer.from,
-            "toAccountId": transfer.to,
-            "amount": normalized(transfer.amount.value()),
-            "reference": reference_text(&transfer.reference),
-        });
+        let canonical = with_value_date(
+            json!({
+                "fromAccountId": transfer.from,
+                "toAccountId": transfer.to,
+                "amount": normalized(transfer.amount.value()),
+                "reference": reference_text(&transfer.reference),
+            }),
+            transfer.value_date,
+        );
         Ok(Parsed {
             command: transfer,
+            key,
+            canonical,
+        })
+    }
+}
+
+impl PlaceHoldInput {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<PlaceHold>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let command = PlaceHold {
+            account_id: AccountId::from_uuid(self.account_id.0),
+            hold_id: self
+                .hold_id
+                .map(|id| HoldId::from_uuid(id.0))
+                .unwrap_or_else(HoldId::generate),
+            amount: amount(base, self.amount)?,
+            expires_at: self.expires_at.map(|d| d.0),
+            reference: reference(base, &self.reference)?,
+        };
+        let canonical = json!({
+            "accountId": command.account_id,
+            "amount": normalized(command.amount.value()),
+            "holdId": optional_uuid(self.hold_id),
+            "expiresAt": command.expires_at,
+            "reference": reference_text(&command.reference),
+        });
+        Ok(Parsed {
+            command,
+            key,
+            canonical,
+        })
+    }
+}
+
+/// A capture as parsed, before the edge finds which account holds the hold.
+pub(crate) struct CaptureRequest {
+    pub hold_id: HoldId,
+    pub amount: Option<PositiveAmount>,
+    pub to: Option<AccountId>,
+    pub reference: Option<Reference>,
+    pub value_date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl CaptureHoldInput {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<CaptureRequest>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let command = CaptureRequest {
+            hold_id: HoldId::from_uuid(self.hold_id.0),
+            amount: self.amount.map(|a| amount(base, a)).transpose()?,
+            to: self.to_account_id.map(|id| AccountId::from_uuid(id.0)),
+            reference: reference(base, &self.reference)?,
+            value_date: self.value_date.map(|d| d.0),
+        };
+        let canonical = json!({
+            "holdId": command.hold_id,
+            "amount": command.amount.map(|a| normalized(a.value())),
+            "toAccountId": command.to,
+            "reference": reference_text(&command.reference),
+            "valueDate": command.value_date,
+        });
+        Ok(Parsed {
+            command,
+            key,
+            canonical,
+        })
+    }
+}
+
+impl ReleaseHoldInput {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<(HoldId, Option<Reason>)>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let reason = self
+            .reason
+            .as_deref()
+            .map(Reason::parse)
+            .transpose()
+            .map_err(|e| ApiError::validation(&path(base, "reason"), e))?;
+        let canonical = json!({
+            "holdId": self.hold_id.0,
+            "reason": reason.as_ref().map(|r| r.as_str()),
+        });
+        Ok(Parsed {
+            command: (HoldId::from_uuid(self.hold_id.0), reason),
+            key,
+            canonical,
+        })
+    }
+}
+
+/// A reversal as parsed, before the edge finds the movement it names.
+pub(crate) struct ReverseRequest {
+    pub reversal_id: ReversalId,
+    pub target: ReversalTarget,
+    pub reason: Reason,
+}
+
+impl ReverseInput {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<ReverseRequest>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let target = match (self.event_id, self.transfer_id) {
+            (Some(event), None) => ReversalTarget::Event(EventId::from_uuid(event.0)),
+            (None, Some(transfer)) => ReversalTarget::Transfer(TransferId::from_uuid(transfer.0)),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation(
+                    &path(base, "transferId"),
+                    "give exactly one of eventId and transferId, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::validation(
+                    &path(base, "eventId"),
+                    "give exactly one of eventId (a deposit, withdrawal or hold capture) and transferId",
+                ));
+            }
+        };
+        let reason = Reason::parse(&self.reason)
+            .map_err(|e| ApiError::validation(&path(base, "reason"), e))?;
+        let canonical = json!({
+            "eventId": optional_uuid(self.event_id),
+            "transferId": optional_uuid(self.transfer_id),
+            "reason": reason.as_str(),
+        });
+        Ok(Parsed {
+            command: ReverseRequest {
+                reversal_id: ReversalId::generate(),
+                target,
+                reason,
+            },
             key,
             canonical,
         })
@@ -335,11 +562,12 @@ mod tests {
             account_id: Uuid(uuid::Uuid::nil()),
             amount: Decimal(amount.parse().expect("decimal")),
             reference: None,
+            value_date: None,
             idempotency_key: key.into(),
         }
     }
 
-    fn print(input: &DepositInput) -> Hash {
+    fn print(input: &DepositInput) -> ledger::Hash {
         let parsed = input.parse("input").expect("a valid deposit");
         fingerprint("deposit", &parsed.canonical)
     }

@@ -14,21 +14,26 @@ use platform::{
     scalars::Uuid,
 };
 
+use ledger::TransferId;
+
 use crate::{
     commands::{
-        AccountsService, BatchCommand, BatchOperation, Command, CommandContext, CommandError,
+        AccountsService, BatchCommand, BatchOperation, CaptureHoldCommand, Command, CommandContext,
+        CommandError, PlaceHoldCommand, ReleaseHoldCommand, ReverseCommand, find_hold,
+        find_movement,
     },
-    domain::Subject,
+    domain::{CaptureHold, ReleaseHold, Reverse, Subject},
 };
 
 pub use inputs::{
-    AccountStatusInput, BATCH_OPERATIONS_MAX, BatchInput, BatchOperationInput, DepositInput,
-    OpenAccountInput, TransferInput, WithdrawInput,
+    AccountStatusInput, BATCH_OPERATIONS_MAX, BatchInput, BatchOperationInput, CaptureHoldInput,
+    DepositInput, OpenAccountInput, PlaceHoldInput, ReleaseHoldInput, ReverseInput, TransferInput,
+    WithdrawInput,
 };
 pub use integrity::{IntegrityData, IntegrityQuery, VERIFY_ONLINE_EVENTS_MAX};
 pub use outputs::{
-    AccountPayload, AccountStatus, AccountView, BatchPayload, BatchResult, MovementPayload,
-    TransferPayload,
+    ACCOUNT_HOLDS_LISTED_MAX, AccountPayload, AccountStatus, AccountView, BatchPayload,
+    BatchResult, Hold, HoldPayload, MovementPayload, ReversalPayload, TransferPayload,
 };
 
 pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscription>;
@@ -120,8 +125,112 @@ impl AccountsMutation {
             .account(Some(input.from_account_id), "fromAccountId")
             .account(Some(input.to_account_id), "toAccountId")
             .amount()
-            .counterparty("toAccountId");
+            .counterparty("toAccountId")
+            .named(Subject::ValueDate, "valueDate");
         execute(ctx, input.parse(INPUT), &fields).await
+    }
+
+    /// Reserves funds on an account until captured, released or expired (teller). The
+    /// hold takes from the available balance like a withdrawal; the balance is unchanged.
+    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    async fn place_hold(
+        &self,
+        ctx: &Context<'_>,
+        input: PlaceHoldInput,
+    ) -> Result<HoldPayload, ApiError> {
+        let fields = InputFields::of(INPUT)
+            .account(Some(input.account_id), "accountId")
+            .amount()
+            .named(Subject::Hold, "holdId")
+            .named(Subject::ExpiresAt, "expiresAt");
+        let parsed = input.parse(INPUT).map(|p| p.map(PlaceHoldCommand));
+        execute(ctx, parsed, &fields).await
+    }
+
+    /// Takes a hold, once: `amount` (default: all of it) at most the held amount, the rest
+    /// released. A withdrawal, or a transfer when `toAccountId` is given (teller).
+    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    async fn capture_hold(
+        &self,
+        ctx: &Context<'_>,
+        input: CaptureHoldInput,
+    ) -> Result<HoldPayload, ApiError> {
+        let fields = InputFields::of(INPUT)
+            .account(input.to_account_id, "toAccountId")
+            .amount()
+            .named(Subject::Hold, "holdId")
+            .named(Subject::ValueDate, "valueDate")
+            .counterparty("toAccountId");
+        let parsed = input.parse(INPUT)?;
+        let hold = find_hold(service(ctx)?.store(), parsed.command.hold_id)
+            .await
+            .map_err(|e| command_error(e, &fields))?;
+        let fields = fields.account(Some(Uuid(hold.account_id.as_uuid())), "holdId");
+        let parsed = parsed.map(|request| {
+            CaptureHoldCommand(CaptureHold {
+                account_id: hold.account_id,
+                hold_id: request.hold_id,
+                amount: request.amount,
+                to: request.to,
+                transfer_id: TransferId::generate(),
+                value_date: request.value_date,
+                reference: request.reference,
+            })
+        });
+        execute(ctx, Ok(parsed), &fields).await
+    }
+
+    /// Frees a hold without taking anything; allowed on a frozen account (teller).
+    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    async fn release_hold(
+        &self,
+        ctx: &Context<'_>,
+        input: ReleaseHoldInput,
+    ) -> Result<HoldPayload, ApiError> {
+        let fields = InputFields::of(INPUT).named(Subject::Hold, "holdId");
+        let parsed = input.parse(INPUT)?;
+        let hold_id = parsed.command.0;
+        let hold = find_hold(service(ctx)?.store(), hold_id)
+            .await
+            .map_err(|e| command_error(e, &fields))?;
+        let fields = fields.account(Some(Uuid(hold.account_id.as_uuid())), "holdId");
+        let parsed = parsed.map(|(hold_id, reason)| {
+            ReleaseHoldCommand(ReleaseHold {
+                account_id: hold.account_id,
+                hold_id,
+                reason,
+            })
+        });
+        execute(ctx, Ok(parsed), &fields).await
+    }
+
+    /// Undoes a movement by compensating events linked to it, never by an edit
+    /// (supervisor): one leg for a deposit, withdrawal or hold capture, both legs in one
+    /// transaction for a transfer. At most once per movement, within the accounts' limits.
+    #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
+    async fn reverse(
+        &self,
+        ctx: &Context<'_>,
+        input: ReverseInput,
+    ) -> Result<ReversalPayload, ApiError> {
+        let movement_field = if input.transfer_id.is_some() {
+            "transferId"
+        } else {
+            "eventId"
+        };
+        let fields = InputFields::of(INPUT).named(Subject::Movement, movement_field);
+        let parsed = input.parse(INPUT)?;
+        let movement = find_movement(service(ctx)?.store(), parsed.command.target)
+            .await
+            .map_err(|e| command_error(e, &fields))?;
+        let parsed = parsed.map(|request| {
+            ReverseCommand(Reverse {
+                reversal_id: request.reversal_id,
+                movement,
+                reason: request.reason,
+            })
+        });
+        execute(ctx, Ok(parsed), &fields).await
     }
 
     /// Up to 1,000 deposits, withdrawals and transfers in one request (teller). With
@@ -180,8 +289,8 @@ const INPUT: &str = "input";
 pub(crate) struct InputFields {
     base: String,
     accounts: Vec<(AccountId, &'static str)>,
-    amount: bool,
-    counterparty: Option<&'static str>,
+    /// The input carrying each other subject a refusal may be about.
+    named: Vec<(Subject, &'static str)>,
 }
 
 impl InputFields {
@@ -189,16 +298,16 @@ impl InputFields {
         Self {
             base: base.to_string(),
             accounts: Vec::new(),
-            amount: false,
-            counterparty: None,
+            named: Vec::new(),
         }
     }
 
-    /// A deposit's or withdrawal's: one account and an amount.
+    /// A deposit's or withdrawal's: one account, an amount and a value date.
     fn movement(account_id: Uuid) -> Self {
         Self::of(INPUT)
             .account(Some(account_id), "accountId")
             .amount()
+            .named(Subject::ValueDate, "valueDate")
     }
 
     /// The input field `name` carries the account `id` (if the client gave one).
@@ -209,14 +318,18 @@ impl InputFields {
         self
     }
 
-    pub(crate) fn amount(mut self) -> Self {
-        self.amount = true;
+    /// The input field `name` carries what a refusal about `subject` concerns.
+    pub(crate) fn named(mut self, subject: Subject, name: &'static str) -> Self {
+        self.named.push((subject, name));
         self
     }
 
-    pub(crate) fn counterparty(mut self, name: &'static str) -> Self {
-        self.counterparty = Some(name);
-        self
+    pub(crate) fn amount(self) -> Self {
+        self.named(Subject::Amount, "amount")
+    }
+
+    pub(crate) fn counterparty(self, name: &'static str) -> Self {
+        self.named(Subject::Counterparty, name)
     }
 
     fn path(&self, name: &str) -> String {
@@ -231,8 +344,11 @@ impl InputFields {
                 .iter()
                 .find(|(a, _)| *a == id)
                 .map(|(_, n)| *n),
-            Subject::Amount => self.amount.then_some("amount"),
-            Subject::Counterparty => self.counterparty,
+            other => self
+                .named
+                .iter()
+                .find(|(s, _)| *s == other)
+                .map(|(_, n)| *n),
         };
         name.map(|n| self.path(n))
     }
@@ -342,7 +458,8 @@ fn parse_operation(
             let parsed = input.parse(&base)?;
             let fields = InputFields::of(&base)
                 .account(Some(input.account_id), "accountId")
-                .amount();
+                .amount()
+                .named(Subject::ValueDate, "valueDate");
             let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
             (
                 BatchCommand::Deposit(parsed.command),
@@ -356,7 +473,8 @@ fn parse_operation(
             let parsed = input.parse(&base)?;
             let fields = InputFields::of(&base)
                 .account(Some(input.account_id), "accountId")
-                .amount();
+                .amount()
+                .named(Subject::ValueDate, "valueDate");
             let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
             (
                 BatchCommand::Withdraw(parsed.command),
@@ -372,7 +490,8 @@ fn parse_operation(
                 .account(Some(input.from_account_id), "fromAccountId")
                 .account(Some(input.to_account_id), "toAccountId")
                 .amount()
-                .counterparty("toAccountId");
+                .counterparty("toAccountId")
+                .named(Subject::ValueDate, "valueDate");
             let fingerprint = inputs::fingerprint(parsed.command.name(), &parsed.canonical);
             (
                 BatchCommand::Transfer(parsed.command),

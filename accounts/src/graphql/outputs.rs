@@ -1,15 +1,24 @@
 //! GraphQL output types of the accounts service, converted explicitly from domain types.
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
+use chrono::Utc;
+use ledger::{AccountId, Currency};
 use platform::{
     ApiError,
     scalars::{DateTime, Decimal, Uuid},
 };
 
 use crate::{
-    commands::{AccountOutcome, BatchAnswer, MovementOutcome, TransferOutcome},
+    commands::{
+        AccountOutcome, AccountsService, BatchAnswer, HoldOutcome, HoldView, MovementOutcome,
+        ReversalOutcome, TransferOutcome,
+    },
     domain,
+    store::{HoldRecord, HoldStatus},
 };
+
+/// The most holds `Account.holds` lists: the most recently placed first.
+pub const ACCOUNT_HOLDS_LISTED_MAX: i64 = 1_000;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccountStatus {
@@ -19,27 +28,81 @@ pub enum AccountStatus {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
-#[graphql(name = "Account")]
+#[graphql(name = "Account", complex)]
 pub struct AccountView {
     pub id: Uuid,
     pub holder: String,
     pub currency: String,
     pub balance: Decimal,
+    /// The balance minus the holds active now: what withdrawals, transfers and new holds
+    /// may take (plus the overdraft limit).
+    pub available_balance: Decimal,
+    /// What the holds active now reserve.
+    pub held_amount: Decimal,
     pub overdraft_limit: Decimal,
     pub status: AccountStatus,
     pub version: i32,
     pub opened_at: DateTime,
 }
 
+#[ComplexObject]
+impl AccountView {
+    /// The account's holds, most recently placed first (at most 1,000), optionally of one
+    /// status. A hold past `expiresAt` is EXPIRED from that instant on, before the sweep
+    /// records it.
+    async fn holds(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<HoldStatus>,
+    ) -> Result<Vec<Hold>, ApiError> {
+        let service = ctx
+            .data::<AccountsService>()
+            .map_err(|_| ApiError::internal("accounts service missing from the schema data"))?;
+        let now = Utc::now();
+        // An ACTIVE hold past its expiry is EXPIRED already: ask the index for both.
+        let stored = match status {
+            Some(HoldStatus::Active) | Some(HoldStatus::Expired) | None => {
+                service
+                    .holds_of(
+                        AccountId::from_uuid(self.id.0),
+                        None,
+                        ACCOUNT_HOLDS_LISTED_MAX,
+                    )
+                    .await
+            }
+            Some(other) => {
+                service
+                    .holds_of(
+                        AccountId::from_uuid(self.id.0),
+                        Some(other),
+                        ACCOUNT_HOLDS_LISTED_MAX,
+                    )
+                    .await
+            }
+        }
+        .map_err(|e| super::command_error(e, &super::InputFields::of("")))?;
+        Ok(stored
+            .into_iter()
+            .map(|record| Hold::from_record(record, now))
+            .filter(|hold| status.is_none_or(|s| hold.status == s))
+            .collect())
+    }
+}
+
 impl TryFrom<domain::Account> for AccountView {
     type Error = ApiError;
 
     fn try_from(account: domain::Account) -> Result<Self, ApiError> {
+        let now = Utc::now();
+        let available = account.available_balance_at(now);
+        let held = account.held_at(now);
         Ok(Self {
             id: Uuid(account.id.as_uuid()),
             holder: account.holder,
             currency: account.currency.code().to_string(),
             balance: Decimal::money(account.balance, account.currency),
+            available_balance: Decimal::money(available, account.currency),
+            held_amount: Decimal::money(held, account.currency),
             overdraft_limit: Decimal::money(account.overdraft_limit, account.currency),
             status: match account.status {
                 domain::AccountStatus::Open => AccountStatus::Open,
@@ -108,6 +171,108 @@ impl TryFrom<TransferOutcome> for TransferPayload {
             transfer_id: Uuid(outcome.transfer_id.as_uuid()),
             from: outcome.from.try_into()?,
             to: outcome.to.try_into()?,
+            position: outcome.position.to_string(),
+        })
+    }
+}
+
+/// A hold: funds reserved on an account until captured, released or expired
+/// (../shared/API.md, "Holds").
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Hold {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// What it reserved.
+    pub amount: Decimal,
+    /// What a capture took (the rest was released).
+    pub captured_amount: Option<Decimal>,
+    /// Where a capture sent the money, when it was a transfer.
+    pub to_account_id: Option<Uuid>,
+    pub status: HoldStatus,
+    pub expires_at: Option<DateTime>,
+    pub reference: Option<String>,
+    pub placed_at: DateTime,
+}
+
+impl Hold {
+    /// A hold as the index records it, EXPIRED from `expiresAt` on even before the sweep.
+    pub fn from_record(record: HoldRecord, now: chrono::DateTime<Utc>) -> Self {
+        let status = match record.status {
+            HoldStatus::Active if record.expires_at.is_some_and(|e| e <= now) => {
+                HoldStatus::Expired
+            }
+            other => other,
+        };
+        let money = |value| Decimal::money(value, record.currency);
+        Self {
+            id: Uuid(record.hold_id.as_uuid()),
+            account_id: Uuid(record.account_id.as_uuid()),
+            amount: money(record.amount),
+            captured_amount: record.captured_amount.map(money),
+            to_account_id: record.to_account_id.map(|a| Uuid(a.as_uuid())),
+            status,
+            expires_at: record.expires_at.map(DateTime),
+            reference: record.reference,
+            placed_at: DateTime(record.placed_at),
+        }
+    }
+
+    fn from_view(view: HoldView, currency: Currency) -> Self {
+        let money = |value| Decimal::money(value, currency);
+        Self {
+            id: Uuid(view.id.as_uuid()),
+            account_id: Uuid(view.account_id.as_uuid()),
+            amount: money(view.amount),
+            captured_amount: view.captured_amount.map(money),
+            to_account_id: view.to_account_id.map(|a| Uuid(a.as_uuid())),
+            status: view.status,
+            expires_at: view.expires_at.map(DateTime),
+            reference: view.reference,
+            placed_at: DateTime(view.placed_at),
+        }
+    }
+}
+
+/// A hold after a hold command, and its account.
+#[derive(SimpleObject)]
+pub struct HoldPayload {
+    pub hold: Hold,
+    pub account: AccountView,
+    pub position: String,
+}
+
+impl TryFrom<HoldOutcome> for HoldPayload {
+    type Error = ApiError;
+
+    fn try_from(outcome: HoldOutcome) -> Result<Self, ApiError> {
+        let currency = outcome.account.currency;
+        Ok(Self {
+            hold: Hold::from_view(outcome.hold, currency),
+            account: outcome.account.try_into()?,
+            position: outcome.position.to_string(),
+        })
+    }
+}
+
+/// The accounts a reversal wrote to, after it.
+#[derive(SimpleObject)]
+pub struct ReversalPayload {
+    pub reversal_id: Uuid,
+    pub accounts: Vec<AccountView>,
+    pub position: String,
+}
+
+impl TryFrom<ReversalOutcome> for ReversalPayload {
+    type Error = ApiError;
+
+    fn try_from(outcome: ReversalOutcome) -> Result<Self, ApiError> {
+        Ok(Self {
+            reversal_id: Uuid(outcome.reversal_id.as_uuid()),
+            accounts: outcome
+                .accounts
+                .into_iter()
+                .map(AccountView::try_from)
+                .collect::<Result<_, _>>()?,
             position: outcome.position.to_string(),
         })
     }

@@ -277,6 +277,12 @@ impl AppendTx {
         Ok(events)
     }
 
+    /// Keeps `accounts.holds` in step with the hold events among `events` (just appended).
+    pub async fn index_holds(&mut self, events: &[RecordedEvent]) -> Result<(), StoreError> {
+        self.written = true;
+        super::holds::index(&mut self.tx, events).await
+    }
+
     /// Whether a stream that went from `before` to `after` events crossed a snapshot mark.
     pub fn snapshot_due(&self, before: i64, after: i64) -> bool {
         before / self.snapshot_interval != after / self.snapshot_interval

@@ -10,11 +10,12 @@
 //! relay relies on that to publish in a safe order.
 
 mod append;
+mod holds;
 mod rows;
 
 use std::collections::HashMap;
 
-use ledger::{AccountEvent, AccountId, Hash, RecordedEvent};
+use ledger::{AccountEvent, AccountId, EventId, Hash, HoldId, RecordedEvent, TransferId};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 use crate::domain::{Account, evolve};
 
 pub use append::{AppendTx, Head, Heads, IdempotencyRow, NewEvent, NewStream};
+pub use holds::{HoldRecord, HoldStatus};
 pub(crate) use rows::tx_id;
 pub use rows::{EVENT_COLUMNS, recorded_event};
 
@@ -305,6 +307,82 @@ impl EventStore {
         rows.iter().map(rows::recorded_event).collect()
     }
 
+    /// A hold, as the hold index records it.
+    pub async fn hold(&self, hold_id: HoldId) -> Result<Option<HoldRecord>, StoreError> {
+        let sql = format!(
+            "select {} from accounts.holds where hold_id = $1",
+            holds::HOLD_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(hold_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(holds::hold_record).transpose()
+    }
+
+    /// An account's holds, most recently placed first, optionally of one status (at most `limit`).
+    pub async fn holds_of(
+        &self,
+        account_id: AccountId,
+        status: Option<HoldStatus>,
+        limit: i64,
+    ) -> Result<Vec<HoldRecord>, StoreError> {
+        let sql = format!(
+            "select {} from accounts.holds where account_id = $1 and ($2::text is null or status = $2)
+             order by placed_at desc, hold_id limit $3",
+            holds::HOLD_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id.as_uuid())
+            .bind(status.map(|s| s.as_str()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(holds::hold_record).collect()
+    }
+
+    /// Active holds whose expiry has passed by the database clock, soonest first (at most `limit`).
+    pub async fn holds_past_expiry(&self, limit: i64) -> Result<Vec<HoldRecord>, StoreError> {
+        let sql = format!(
+            "select {} from accounts.holds where status = 'ACTIVE' and expires_at <= clock_timestamp()
+             order by expires_at limit $1",
+            holds::HOLD_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(holds::hold_record).collect()
+    }
+
+    /// One stored event by its id.
+    pub async fn event(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
+        let sql = format!("select {EVENT_COLUMNS} from accounts.events where event_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(recorded_event).transpose()
+    }
+
+    /// The stored legs of a transfer (debit first), by its id.
+    pub async fn transfer_legs(
+        &self,
+        transfer_id: TransferId,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "select {EVENT_COLUMNS} from accounts.events
+             where payload->>'transferId' = $1
+               and event_type in ('TransferDebited', 'TransferCredited', 'HoldCaptured')
+             order by position"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(transfer_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(recorded_event).collect()
+    }
+
     /// The answer recorded under an actor's idempotency key, if any.
     pub async fn stored_response(
         &self,
@@ -397,6 +475,7 @@ impl EventStore {
             }
             other => other?,
         };
+        tx.index_holds(&recorded).await?;
         let mut appended = Appended {
             streams: Vec::with_capacity(streams.len()),
             position: recorded.iter().map(|e| e.position).max().unwrap_or(0),

@@ -8,8 +8,9 @@ use std::{collections::HashMap, fmt::Debug, str::FromStr, time::Duration};
 
 use accounts::{
     commands::{
-        AccountOutcome, AccountsService, CloseAccount, CommandContext, CommandError, FreezeAccount,
-        MovementOutcome, TransferOutcome, UnfreezeAccount,
+        AccountOutcome, AccountsService, CloseAccount, CommandContext, CommandError,
+        ExpireHoldCommand, FreezeAccount, HoldOutcome, MovementOutcome, PlaceHoldCommand,
+        ReleaseHoldCommand, TransferOutcome, UnfreezeAccount,
     },
     domain::{
         Account, ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer,
@@ -95,6 +96,7 @@ pub enum Outcome {
     Account(AccountOutcome),
     Movement(MovementOutcome),
     Transfer(TransferOutcome),
+    Hold(HoldOutcome),
 }
 
 impl Outcome {
@@ -103,6 +105,7 @@ impl Outcome {
             Self::Account(o) => o.position,
             Self::Movement(o) => o.position,
             Self::Transfer(o) => o.position,
+            Self::Hold(o) => o.position,
         }
     }
 }
@@ -129,6 +132,18 @@ pub async fn execute(
             .execute(context, CloseAccount(c))
             .await
             .map(Outcome::Account),
+        Command::PlaceHold(c) => service
+            .execute(context, PlaceHoldCommand(c))
+            .await
+            .map(Outcome::Hold),
+        Command::ReleaseHold(c) => service
+            .execute(context, ReleaseHoldCommand(c))
+            .await
+            .map(Outcome::Hold),
+        Command::ExpireHold(c) => service
+            .execute(context, ExpireHoldCommand(c))
+            .await
+            .map(Outcome::Hold),
     }
 }
 
@@ -141,6 +156,9 @@ pub fn command_type(command: &Command) -> &'static str {
         Command::Freeze(_) => "freezeAccount",
         Command::Unfreeze(_) => "unfreezeAccount",
         Command::Close(_) => "closeAccount",
+        Command::PlaceHold(_) => "placeHold",
+        Command::ReleaseHold(_) => "releaseHold",
+        Command::ExpireHold(_) => "expireHold",
     }
 }
 
@@ -159,6 +177,7 @@ pub fn deposit_command(id: AccountId, value: &str) -> Command {
         account_id: id,
         amount: amount(value),
         reference: Some(Reference::parse("cash in").expect("reference")),
+        value_date: None,
     })
 }
 
@@ -167,6 +186,7 @@ pub fn withdraw_command(id: AccountId, value: &str) -> Command {
         account_id: id,
         amount: amount(value),
         reference: None,
+        value_date: None,
     })
 }
 
@@ -196,6 +216,7 @@ pub fn transfer(from: AccountId, to: AccountId, value: &str) -> Transfer {
         to,
         amount: amount(value),
         reference: Some(Reference::parse("rent").expect("reference")),
+        value_date: None,
     }
 }
 
@@ -235,6 +256,7 @@ pub fn account_of(outcome: &Outcome) -> &Account {
     match outcome {
         Outcome::Account(o) => &o.account,
         Outcome::Movement(o) => &o.account,
+        Outcome::Hold(o) => &o.account,
         Outcome::Transfer(_) => panic!("a transfer outcome names two accounts"),
     }
 }
@@ -416,18 +438,19 @@ pub async fn insert_next_deposit(
         .expect("load")
         .account
         .expect("opened");
+    let recorded_at: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("clock");
     let event = AccountEvent::MoneyDeposited(ledger::events::Movement {
         amount: dec(value),
         currency: before.currency,
         balance_after: before.balance + dec(value),
         reference: None,
+        value_date: microseconds(recorded_at),
     });
     let payload = event.to_payload();
     let metadata = serde_json::to_value(metadata("deposit")).expect("metadata");
-    let recorded_at: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("clock");
     let version = head.stream_version + 1;
     insert_raw_event(
         conn,

@@ -8,16 +8,32 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
-use ledger::{AccountEvent, AccountId, ErrorCode, EventId, Hash, RecordedEvent, TransferId};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use ledger::{
+    AccountEvent, AccountId, ErrorCode, EventId, Hash, RecordedEvent, hashing::canonical_json,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::{
-    domain::{self, Account, ChangeStatus, Deposit, DomainError, OpenAccount, Transfer, Withdraw},
+    domain::{Account, Booking, Deposit, DomainError, Transfer, Withdraw},
     store::{EventStore, StoreError},
     writer::{Writer, WriterOptions},
 };
+
+mod holds;
+mod movements;
+mod reversals;
+
+pub use holds::{
+    CaptureHoldCommand, ExpireHoldCommand, HoldOutcome, HoldView, PlaceHoldCommand,
+    ReleaseHoldCommand, find_hold,
+};
+pub use movements::{
+    AccountOutcome, CloseAccount, FreezeAccount, MovementOutcome, TransferOutcome, UnfreezeAccount,
+};
+pub use reversals::{ReversalOutcome, ReversalTarget, ReverseCommand, find_movement};
 
 /// Attempts of one command before it answers CONCURRENCY_CONFLICT.
 pub const APPEND_RETRIES_MAX: u32 = 24;
@@ -25,6 +41,17 @@ pub const APPEND_RETRIES_MAX: u32 = 24;
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(50);
 /// The longest idempotency key accepted.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 200;
+
+/// Identifies a request's content (without its idempotency key): a retry has the same
+/// fingerprint whenever it asks for the same thing, however it is spelt (`"10"` or
+/// `"10.00"`, `"usd"` or `"USD"`, an omitted default or the default written out).
+pub fn fingerprint(command_type: &str, canonical: &Value) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(command_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(canonical_json(canonical).as_bytes());
+    Hash::from_bytes(hasher.finalize().into())
+}
 
 /// Who is issuing a command and under which idempotency key.
 #[derive(Clone, Debug)]
@@ -49,12 +76,13 @@ impl States for HashMap<AccountId, Account> {
     }
 }
 
-/// What a command wrote, as its answer needs it: its own stored events and the state of
-/// each of its streams right after them (later commands of the same group may change them
-/// further).
+/// What a command wrote, as its answer needs it: its own stored events, and the state of
+/// each of its streams right before and right after them (later commands of the same group
+/// may change them further).
 #[derive(Clone, Debug)]
 pub struct Written {
     pub events: Vec<RecordedEvent>,
+    pub before: HashMap<AccountId, Account>,
     pub states: HashMap<AccountId, Account>,
 }
 
@@ -93,234 +121,15 @@ pub trait Command: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The streams the command reads and writes, in a stable order.
     fn streams(&self) -> Vec<AccountId>;
-    /// The events to append, per stream, decided against `states` at the booking instant `now`.
+    /// The events to append, per stream, decided against `states` for `booking`.
     fn decide(
         &self,
         states: &dyn States,
-        now: DateTime<Utc>,
+        booking: &Booking,
     ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError>;
     /// The answer, built from what was written.
     fn output(&self, written: &Written) -> Self::Output;
 }
-
-/// The answer to a command that opened an account or changed its status.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountOutcome {
-    pub account: Account,
-    pub position: i64,
-}
-
-/// The answer to a deposit or a withdrawal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MovementOutcome {
-    pub account: Account,
-    pub event_id: EventId,
-    pub position: i64,
-}
-
-/// The answer to a transfer: both accounts after it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TransferOutcome {
-    pub transfer_id: TransferId,
-    pub from: Account,
-    pub to: Account,
-    pub position: i64,
-}
-
-fn single(
-    id: AccountId,
-    event: Result<Vec<AccountEvent>, DomainError>,
-) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-    Ok(event?.into_iter().map(|e| (id, e)).collect())
-}
-
-impl Command for OpenAccount {
-    type Output = AccountOutcome;
-
-    fn name(&self) -> &'static str {
-        "openAccount"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let state = states.account(self.account_id);
-        single(
-            self.account_id,
-            domain::decide(state, &domain::Command::Open(self.clone())),
-        )
-    }
-
-    fn output(&self, written: &Written) -> AccountOutcome {
-        AccountOutcome {
-            account: written.account(self.account_id),
-            position: written.position(),
-        }
-    }
-}
-
-impl Command for Deposit {
-    type Output = MovementOutcome;
-
-    fn name(&self) -> &'static str {
-        "deposit"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let state = states.account(self.account_id);
-        single(
-            self.account_id,
-            domain::decide(state, &domain::Command::Deposit(self.clone())),
-        )
-    }
-
-    fn output(&self, written: &Written) -> MovementOutcome {
-        MovementOutcome {
-            account: written.account(self.account_id),
-            event_id: written.last_event_on(self.account_id),
-            position: written.position(),
-        }
-    }
-}
-
-impl Command for Withdraw {
-    type Output = MovementOutcome;
-
-    fn name(&self) -> &'static str {
-        "withdraw"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let state = states.account(self.account_id);
-        single(
-            self.account_id,
-            domain::decide(state, &domain::Command::Withdraw(self.clone())),
-        )
-    }
-
-    fn output(&self, written: &Written) -> MovementOutcome {
-        MovementOutcome {
-            account: written.account(self.account_id),
-            event_id: written.last_event_on(self.account_id),
-            position: written.position(),
-        }
-    }
-}
-
-impl Command for Transfer {
-    type Output = TransferOutcome;
-
-    fn name(&self) -> &'static str {
-        "transfer"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        if self.from == self.to {
-            vec![self.from]
-        } else {
-            vec![self.from, self.to]
-        }
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        _now: DateTime<Utc>,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let (debit, credit) =
-            domain::decide_transfer(states.account(self.from), states.account(self.to), self)?;
-        Ok(vec![(self.from, debit), (self.to, credit)])
-    }
-
-    fn output(&self, written: &Written) -> TransferOutcome {
-        TransferOutcome {
-            transfer_id: self.transfer_id,
-            from: written.account(self.from),
-            to: written.account(self.to),
-            position: written.position(),
-        }
-    }
-}
-
-macro_rules! status_command {
-    ($(#[$doc:meta])* $name:ident, $mutation:literal, $variant:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub struct $name(pub ChangeStatus);
-
-        impl Command for $name {
-            type Output = AccountOutcome;
-
-            fn name(&self) -> &'static str {
-                $mutation
-            }
-
-            fn streams(&self) -> Vec<AccountId> {
-                vec![self.0.account_id]
-            }
-
-            fn decide(
-                &self,
-                states: &dyn States,
-                _now: DateTime<Utc>,
-            ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-                let id = self.0.account_id;
-                single(id, domain::decide(states.account(id), &domain::Command::$variant(self.0.clone())))
-            }
-
-            fn output(&self, written: &Written) -> AccountOutcome {
-                AccountOutcome {
-                    account: written.account(self.0.account_id),
-                    position: written.position(),
-                }
-            }
-        }
-    };
-}
-
-status_command!(
-    /// Stops all debits and credits until unfrozen (supervisor).
-    FreezeAccount,
-    "freezeAccount",
-    Freeze
-);
-status_command!(
-    /// Lets a frozen account take debits and credits again (supervisor).
-    UnfreezeAccount,
-    "unfreezeAccount",
-    Unfreeze
-);
-status_command!(
-    /// Closes an account whose balance is zero (supervisor).
-    CloseAccount,
-    "closeAccount",
-    Close
-);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -443,6 +252,16 @@ impl AccountsService {
     /// The account as the event store knows it now (strongly consistent).
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, CommandError> {
         Ok(self.store.load(id).await?.account)
+    }
+
+    /// An account's holds as the hold index records them, most recently placed first.
+    pub async fn holds_of(
+        &self,
+        id: AccountId,
+        status: Option<crate::store::HoldStatus>,
+        limit: i64,
+    ) -> Result<Vec<crate::store::HoldRecord>, CommandError> {
+        Ok(self.store.holds_of(id, status, limit).await?)
     }
 
     /// Runs one command under `context`: its answer, or why it was refused.
