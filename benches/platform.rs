@@ -352,6 +352,7 @@ async fn main() {
             external: None,
             events_max: None,
             progress: None,
+            backdate_max: chrono::Duration::days(accounts::writer::BACKDATE_DAYS_MAX_DEFAULT),
         },
     )
     .await

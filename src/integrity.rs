@@ -65,6 +65,7 @@ pub async fn verify(
         external,
         events_max: None,
         progress: Some(&progress),
+        backdate_max: settings.accounts.backdate_max(),
     };
     let report = integrity::verify(&pool, &options).await?;
     bar.finish_and_clear();

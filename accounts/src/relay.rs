@@ -27,7 +27,7 @@ use std::{
 };
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ledger::{
     RecordedEvent,
     status::{HorizonBlocker, RELAY_STATUS_INTERVAL_MS, RelayStatus, relay_status_subject},
@@ -105,6 +105,9 @@ pub struct Relay {
     status: SharedRelayStatus,
     /// Notified by this process's writer after each commit.
     commits: Arc<Notify>,
+    /// The stream sequence of the newest message known published (acks, or the stream's
+    /// last sequence when the relay took the lead).
+    published_sequence: Option<u64>,
 }
 
 impl Relay {
@@ -126,6 +129,7 @@ impl Relay {
             warned_pid: None,
             status: SharedRelayStatus::default(),
             commits: Arc::new(Notify::new()),
+            published_sequence: None,
         }
     }
 
@@ -226,7 +230,12 @@ impl Relay {
             }
             if !stream_ready {
                 match platform::messaging::ensure_stream(&self.js, &self.settings).await {
-                    Ok(_) => stream_ready = true,
+                    Ok(stream) => {
+                        stream_ready = true;
+                        let last = stream.cached_info().state.last_sequence;
+                        self.published_sequence =
+                            Some(self.published_sequence.map_or(last, |s| s.max(last)));
+                    }
                     Err(error) => {
                         if !nats_down {
                             tracing::warn!(%error, url = %self.settings.url, "relay cannot reach JetStream; events wait in the event store; retrying");
@@ -354,26 +363,48 @@ impl Relay {
     pub async fn announce(&mut self, conn: &mut PgConnection) -> Result<RelayStatus, RelayError> {
         self.last_status = Some(Instant::now());
         let checkpoint = self.checkpoint(conn).await?;
+        // Read before the events (a later snapshot): a transaction running now books at or
+        // after its start; one starting later books after this clock reading.
+        let activity = sqlx::query(
+            "select clock_timestamp() as now,
+                    (select min(xact_start) from pg_stat_activity
+                     where datname = current_database() and pid <> pg_backend_pid()
+                       and xact_start is not null) as oldest_start",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let lag = sqlx::query(
-            "select (select count(*) from (select 1 from accounts.events
-                                           where (tx_id, position) > ($1::text::xid8, $2) limit $3) pending) as events,
+            "select count(*) as events, min(recorded_at) as oldest_unpublished,
                     coalesce(extract(epoch from clock_timestamp() - (
                         select recorded_at from accounts.events where (tx_id, position) > ($1::text::xid8, $2)
-                        order by tx_id, position limit 1))::float8, 0) as secs",
+                        order by tx_id, position limit 1))::float8, 0) as secs
+             from (select recorded_at from accounts.events
+                   where (tx_id, position) > ($1::text::xid8, $2) limit $3) pending",
         )
         .bind(checkpoint.tx_id.to_string())
         .bind(checkpoint.position)
         .bind(RELAY_LAG_COUNT_MAX)
         .fetch_one(&mut *conn)
         .await?;
+        let lag_events: i64 = lag.try_get("events")?;
+        let booked_through = (lag_events < RELAY_LAG_COUNT_MAX).then(|| {
+            booked_through(
+                activity.try_get("now"),
+                activity.try_get("oldest_start"),
+                lag.try_get("oldest_unpublished"),
+            )
+        });
+        let booked_through = booked_through.transpose()?.flatten();
         let blocker = self.blocker(conn).await?;
         let status = RelayStatus {
             stream: self.settings.stream.clone(),
             at: Utc::now(),
             published_events: self.published_events,
-            lag_events: Some(lag.try_get("events")?),
+            lag_events: Some(lag_events),
             lag_secs: lag.try_get("secs")?,
             blocker,
+            booked_through: booked_through.filter(|_| self.published_sequence.is_some()),
+            published_sequence: self.published_sequence,
         };
         metrics::gauge!("folio_relay_lag_events").set(status.lag_events.unwrap_or(0) as f64);
         metrics::gauge!("folio_relay_lag_seconds").set(status.lag_secs);
@@ -447,7 +478,7 @@ impl Relay {
     }
 
     /// Sends every event, then waits for every acknowledgement.
-    async fn publish(&self, events: &[RecordedEvent]) -> Result<(), RelayError> {
+    async fn publish(&mut self, events: &[RecordedEvent]) -> Result<(), RelayError> {
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
             let subject = subjects::event_subject(
@@ -467,7 +498,11 @@ impl Relay {
             acks.push(ack);
         }
         for ack in acks {
-            ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+            let ack = ack.await.map_err(|e| RelayError::Publish(e.to_string()))?;
+            self.published_sequence = Some(
+                self.published_sequence
+                    .map_or(ack.sequence, |s| s.max(ack.sequence)),
+            );
         }
         Ok(())
     }
@@ -487,6 +522,23 @@ impl Relay {
             position: row.try_get("position")?,
         })
     }
+}
+
+/// The instant before which every event is published: the earliest of the clock reading,
+/// the start of the oldest transaction then running in this database, and the oldest
+/// event not yet published. An event booked later than its transaction started is
+/// covered by that start; one not yet published is the bound itself.
+fn booked_through(
+    now: Result<DateTime<Utc>, sqlx::Error>,
+    oldest_start: Result<Option<DateTime<Utc>>, sqlx::Error>,
+    oldest_unpublished: Result<Option<DateTime<Utc>>, sqlx::Error>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let bound = [Some(now?), oldest_start?, oldest_unpublished?]
+        .into_iter()
+        .flatten()
+        .min();
+    // Strictly before: an event booked at exactly the bound may still be unpublished.
+    Ok(bound.map(|b| b - chrono::Duration::microseconds(1)))
 }
 
 /// Takes the relay lock if it is free.

@@ -84,11 +84,16 @@ fn backdate_days(days: i64) -> anyhow::Result<i64> {
 }
 
 impl AccountsOptions {
+    /// The backdating window as a duration.
+    pub fn backdate_max(&self) -> chrono::Duration {
+        chrono::Duration::days(self.backdate_days_max)
+    }
+
     /// The group-commit writer's options these give.
     pub fn writer(&self) -> WriterOptions {
         WriterOptions {
             append_retries_max: self.append_retries_max.max(1),
-            backdate_max: chrono::Duration::days(self.backdate_days_max),
+            backdate_max: self.backdate_max(),
             ..WriterOptions::default()
         }
     }
@@ -117,6 +122,7 @@ impl AccountsState {
             integrity: IntegrityData {
                 pool: pool.clone(),
                 public_key,
+                backdate_max: options.backdate_max(),
             },
             pool,
             nats,

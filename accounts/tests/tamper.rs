@@ -1119,7 +1119,10 @@ impl Tamper {
                     .await
                     .expect("backdate an event");
                 cover_tracks(tx).await;
-                Expected::at(Place::event(HashMismatch, &e)).count(1)
+                // Booked an hour before its own value date, too.
+                Expected::at(Place::event(HashMismatch, &e))
+                    .also(Place::event(ValueDateOutOfRange, &e))
+                    .count(2)
             }
             Self::MoveToEarlierTransaction => {
                 let e = l.pick(victim, "MoneyWithdrawn", 3);
@@ -1196,7 +1199,8 @@ impl Tamper {
                     currency: usd(),
                     balance_after: money(before, "balanceAfter") + forged_amount,
                     reference: Some("cash in".into()),
-                    value_date: chrono::Utc::now(),
+                    // As a careful forger would: valued when it claims to be booked.
+                    value_date: e.recorded_at,
                 })
                 .to_payload();
                 let mut forged = RecordedEvent {
@@ -1351,6 +1355,7 @@ fn options() -> VerifyOptions<'static> {
         external: None,
         events_max: None,
         progress: None,
+        backdate_max: chrono::Duration::days(accounts::writer::BACKDATE_DAYS_MAX_DEFAULT),
     }
 }
 

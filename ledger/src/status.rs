@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How often the relay announces its status, in milliseconds.
-pub const RELAY_STATUS_INTERVAL_MS: u64 = 2_000;
+pub const RELAY_STATUS_INTERVAL_MS: u64 = 1_000;
 
 /// A transaction that holds the relay's horizon back: publication stops at the oldest
 /// transaction still running, wherever in the database cluster it runs.
@@ -46,6 +46,16 @@ pub struct RelayStatus {
     /// Set when the oldest running transaction has held publication back for longer than
     /// the relay's threshold.
     pub blocker: Option<HorizonBlocker>,
+    /// Every event recorded (booked) before this instant is published, at or below
+    /// `published_sequence`: once a consumer has applied the stream that far, the booking
+    /// axis is complete up to here and an answer `asKnownAt` an earlier instant can never
+    /// change (DESIGN.md, "Two time axes"). `None` when the relay cannot bound it (a
+    /// backlog larger than it counts).
+    #[serde(default)]
+    pub booked_through: Option<DateTime<Utc>>,
+    /// The JetStream stream sequence of the newest message the relay knows is published.
+    #[serde(default)]
+    pub published_sequence: Option<u64>,
 }
 
 /// The core-NATS subject relay status is announced on.

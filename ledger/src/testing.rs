@@ -8,9 +8,12 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::{
-    AccountEvent, AccountId, CommandId, Currency, EventId, EventMetadata, Hash, RecordedEvent,
-    TransferId,
-    events::{AccountOpened, Movement, StatusChange, TransferCredited, TransferDebited},
+    AccountEvent, AccountId, CommandId, Currency, EventId, EventMetadata, Hash, HoldId,
+    RecordedEvent, ReversalId, TransferId,
+    events::{
+        AccountOpened, HoldCaptured, HoldPlaced, Movement, MovementReversed, ReversedKind,
+        StatusChange, TransferCredited, TransferDebited,
+    },
     hashing::event_hash,
 };
 
@@ -141,6 +144,74 @@ impl FakeLedger {
             self.record(from, &debit, "transfer", at),
             self.record(to, &credit, "transfer", at),
         )
+    }
+
+    /// A hold of `value` placed at `at`, never expiring.
+    pub fn place_hold(
+        &mut self,
+        id: AccountId,
+        value: &str,
+        at: DateTime<Utc>,
+    ) -> (HoldId, RecordedEvent) {
+        let hold_id = HoldId::generate();
+        let event = AccountEvent::HoldPlaced(HoldPlaced {
+            hold_id,
+            amount: amount(value),
+            currency: self.streams[&id].currency,
+            expires_at: None,
+            reference: None,
+        });
+        (hold_id, self.record(id, &event, "placeHold", at))
+    }
+
+    /// The capture of `value` of a hold of `held`, as a withdrawal at `at`.
+    pub fn capture(
+        &mut self,
+        id: AccountId,
+        hold_id: HoldId,
+        value: &str,
+        held: &str,
+        at: DateTime<Utc>,
+    ) -> RecordedEvent {
+        let stream = self.streams.get_mut(&id).expect("an opened account");
+        stream.balance -= amount(value);
+        let event = AccountEvent::HoldCaptured(HoldCaptured {
+            hold_id,
+            amount: amount(value),
+            released_amount: amount(held) - amount(value),
+            currency: stream.currency,
+            balance_after: stream.balance,
+            value_date: at,
+            to_account_id: None,
+            transfer_id: None,
+            reference: None,
+        });
+        self.record(id, &event, "captureHold", at)
+    }
+
+    /// The reversal, booked at `at`, of the deposit `deposit` of `value` on `id`.
+    pub fn reverse_deposit(
+        &mut self,
+        id: AccountId,
+        deposit: &RecordedEvent,
+        value: &str,
+        at: DateTime<Utc>,
+    ) -> RecordedEvent {
+        let stream = self.streams.get_mut(&id).expect("an opened account");
+        stream.balance -= amount(value);
+        let event = AccountEvent::MovementReversed(MovementReversed {
+            reversal_id: ReversalId::generate(),
+            reversed_event_id: deposit.event_id,
+            reversed_kind: ReversedKind::Deposit,
+            amount: -amount(value),
+            currency: stream.currency,
+            balance_after: stream.balance,
+            value_date: at,
+            transfer_id: None,
+            counterparty_account_id: None,
+            reason: "booked twice".into(),
+        });
+        self.record(id, &event, "reverse", at)
     }
 
     pub fn freeze(&mut self, id: AccountId, at: DateTime<Utc>) -> RecordedEvent {

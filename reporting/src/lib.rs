@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod consumer;
 pub mod graphql;
+pub mod model;
 pub mod projection;
 pub mod queries;
 pub mod rebuild;

@@ -69,8 +69,9 @@ async fn audit_csv(
     with_correlation_id(response.unwrap_or_else(error_response), &request)
 }
 
-/// `balances.csv` for `request` with query parameters `params` (`asOf`, default now;
-/// `currency`; `atLeast`), stopping after `rows_max` rows.
+/// `balances.csv` for `request` with query parameters `params` (`asOf`, a value date,
+/// default now; `asKnownAt`, a booking instant, default now; `currency`; `atLeast`),
+/// stopping after `rows_max` rows.
 pub async fn balances_report(
     state: &ReportingState,
     request: &RequestContext,
@@ -78,16 +79,22 @@ pub async fn balances_report(
     rows_max: usize,
 ) -> Result<Response, ApiError> {
     authorize(request)?;
-    let params = Params::parse(params, &["asOf", "currency", "atLeast"])?;
+    let params = Params::parse(params, &["asOf", "asKnownAt", "currency", "atLeast"])?;
     let as_of = params.instant("asOf")?.unwrap_or_else(Utc::now);
+    let as_known_at = params.instant("asKnownAt")?;
     let currency = params
         .single("currency")?
         .map(|c| queries::parse_currency("currency", c))
         .transpose()?;
     let at_least = params.position("atLeast")?;
     state.consistent(at_least).await?;
+    let axes = queries::TwoAxes {
+        as_of,
+        known_at: state.known_at(as_known_at).await?,
+    };
     let arguments = json!({
-        "asOf": as_of, "currency": currency.map(|c| c.code()), "atLeast": at_least.map(|p| p.value().to_string()),
+        "asOf": as_of, "asKnownAt": as_known_at, "currency": currency.map(|c| c.code()),
+        "atLeast": at_least.map(|p| p.value().to_string()),
     });
     state
         .access_log
@@ -98,15 +105,14 @@ pub async fn balances_report(
     let fetch = move |after: Option<queries::AccountKey>, limit: usize| {
         let pool = pool.clone();
         async move {
-            let found =
-                queries::balances_as_of(&pool, as_of, currency, limit, after, false).await?;
+            let found = queries::balances_as_of(&pool, axes, currency, limit, after, false).await?;
             Ok(batch(
                 found.page,
                 queries::HistoricalBalance::key,
                 |b, csv| {
                     csv.field(&b.account_id.to_string());
                     csv.text(&b.holder);
-                    csv.field(&b.currency);
+                    csv.field(b.currency.code());
                     csv.field(&b.balance.to_string());
                     csv.field(&b.version.to_string());
                     csv.field(&instant(b.last_change_at));

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use platform::{
     ApiError,
     config::{NatsSettings, env_parse},
@@ -13,7 +14,7 @@ use crate::{
     access_log::AccessLog,
     consumer::{ConsumerState, ProjectionConsumer},
     projection::Projector,
-    queries::{self, Position},
+    queries::{self, Position, QueryError},
     relay_watch::RelayWatch,
 };
 
@@ -129,6 +130,58 @@ impl ReportingState {
 }
 
 impl ReportingState {
+    /// The instant before which every booked event is applied here (see
+    /// [`RelayWatch::booked_through`]); `None` until the relay has said.
+    pub async fn booked_through(&self) -> Result<Option<DateTime<Utc>>, QueryError> {
+        let watermark: Option<i64> = sqlx::query_scalar(
+            "select watermark_sequence from reporting.projection_checkpoints where stream = $1",
+        )
+        .bind(&self.settings.stream)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(watermark.and_then(|w| self.relay.booked_through(w.max(0) as u64)))
+    }
+
+    /// The booking instant a two-axis query reads at (`asKnownAt`, ../shared/API.md "Value
+    /// dates"): now when not given. A given instant must not be in the future, and is
+    /// waited for (at most the `atLeast` wait) until every event booked at or before it is
+    /// applied, so the answer never changes afterwards; STALE_READ if it is not.
+    pub async fn known_at(
+        &self,
+        as_known_at: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, QueryError> {
+        let now = Utc::now();
+        let Some(wanted) = as_known_at else {
+            return Ok(now);
+        };
+        if wanted > now {
+            return Err(QueryError::invalid(
+                "asKnownAt",
+                format!(
+                    "{} is in the future (it is {} now); omit asKnownAt to read as known now",
+                    wanted.to_rfc3339(),
+                    now.to_rfc3339()
+                ),
+            ));
+        }
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.options.at_least_wait;
+        loop {
+            let through = self.booked_through().await?;
+            if through.is_some_and(|t| t >= wanted) {
+                return Ok(wanted);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(QueryError::NotYetKnown {
+                    as_known_at: wanted,
+                    booked_through: through,
+                    waited_ms: started.elapsed().as_millis(),
+                });
+            }
+            tokio::time::sleep(queries::POSITION_POLL_INTERVAL).await;
+        }
+    }
+
     /// Waits until the projection has applied `at_least`, if given, else answers STALE_READ.
     pub async fn consistent(&self, at_least: Option<Position>) -> Result<(), ApiError> {
         if let Some(position) = at_least {

@@ -6,14 +6,27 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
+use ledger::{AccountId, Currency};
 use ledger::{ErrorCode, RecordedEvent, events::EVENT_TYPES};
 use reporting::queries::{
-    self, AuditFilter, EntryKind, PAGE_SIZE_MAX, QueryError, audit_trail, balance_as_of,
+    self, AuditFilter, EntryKind, PAGE_SIZE_MAX, QueryError, TwoAxes, audit_trail, balance_as_of,
     balances_as_of, projection_status, statement,
 };
 use rust_decimal::Decimal;
 use support::{TestDb, at, distinct, ledger, positions};
 use uuid::Uuid;
+
+/// Read at value date `as_of` as known now.
+fn known_now(as_of: chrono::DateTime<chrono::Utc>) -> TwoAxes {
+    TwoAxes {
+        as_of,
+        known_at: chrono::Utc::now(),
+    }
+}
+
+fn usd() -> Currency {
+    Currency::parse("USD").expect("USD")
+}
 
 #[tokio::test]
 async fn balance_as_of_is_null_before_opening_and_follows_each_change_inclusively() {
@@ -29,9 +42,9 @@ async fn balance_as_of_is_null_before_opening_and_follows_each_change_inclusivel
     db.apply([opened, other_opened, deposited, other_deposited, withdrawn])
         .await;
 
-    let account = id.as_uuid();
+    let account = id;
     let seconds = Duration::seconds;
-    let before_t1 = balance_as_of(&db.pool, account, t1 - seconds(1))
+    let before_t1 = balance_as_of(&db.pool, account, known_now(t1 - seconds(1)))
         .await
         .expect("query");
     assert_eq!(before_t1, None, "no balance before the account was opened");
@@ -47,7 +60,7 @@ async fn balance_as_of_is_null_before_opening_and_follows_each_change_inclusivel
         (t3 + seconds(86_400 * 365), "69.75", 3, t3),
     ];
     for (as_of, balance, version, last_change_at) in expected {
-        let found = balance_as_of(&db.pool, account, as_of)
+        let found = balance_as_of(&db.pool, account, known_now(as_of))
             .await
             .expect("query")
             .unwrap_or_else(|| panic!("no balance at {as_of}"));
@@ -57,11 +70,11 @@ async fn balance_as_of_is_null_before_opening_and_follows_each_change_inclusivel
             found.last_change_at, last_change_at,
             "last change at {as_of}"
         );
-        assert_eq!(found.currency, "USD");
+        assert_eq!(found.currency, usd());
         assert_eq!(found.account_id, account);
     }
 
-    let unknown = balance_as_of(&db.pool, Uuid::new_v4(), t3)
+    let unknown = balance_as_of(&db.pool, AccountId::generate(), known_now(t3))
         .await
         .expect("query");
     assert_eq!(unknown, None, "an unknown account has no balance");
@@ -74,7 +87,7 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
     let as_of = at(12, 0, 0);
     let mut events = Vec::new();
     // Expected balance at `as_of` of every account that existed then.
-    let mut expected: BTreeMap<Uuid, (String, Decimal)> = BTreeMap::new();
+    let mut expected: BTreeMap<AccountId, (Currency, Decimal)> = BTreeMap::new();
     for (n, currency) in [
         "USD", "USD", "EUR", "USD", "JPY", "EUR", "USD", "USD", "EUR", "USD", "JPY",
     ]
@@ -96,7 +109,7 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
         let at_as_of = ledger.balance(id);
         // Changes after `as_of` must not count.
         events.push(ledger.deposit(id, "500", at(13, n, 0)));
-        expected.insert(id.as_uuid(), (currency.to_string(), at_as_of));
+        expected.insert(id, (Currency::parse(currency).expect("currency"), at_as_of));
     }
     // Opened after `as_of`: not part of the report.
     let (late, late_opened) = ledger.open("USD", at(12, 0, 1));
@@ -108,7 +121,7 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
     let mut after = None;
     let mut pages = 0;
     let totals = loop {
-        let found = balances_as_of(&db.pool, as_of, None, 4, after, true)
+        let found = balances_as_of(&db.pool, known_now(as_of), None, 4, after, true)
             .await
             .expect("query");
         pages += 1;
@@ -141,13 +154,13 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
 
     let mut sums: BTreeMap<String, (Decimal, i64)> = BTreeMap::new();
     for (currency, amount) in expected.values() {
-        let entry = sums.entry(currency.clone()).or_default();
+        let entry = sums.entry(currency.code().to_string()).or_default();
         entry.0 += *amount;
         entry.1 += 1;
     }
     let totals: BTreeMap<String, (Decimal, i64)> = totals
         .into_iter()
-        .map(|t| (t.currency, (t.total, t.accounts)))
+        .map(|t| (t.currency.code().to_string(), (t.total, t.accounts)))
         .collect();
     assert_eq!(
         totals, sums,
@@ -160,18 +173,25 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
     );
 
     let euro = ledger::Currency::parse("eur").expect("EUR");
-    let euros = balances_as_of(&db.pool, as_of, Some(euro), PAGE_SIZE_MAX, None, true)
-        .await
-        .expect("query");
+    let euros = balances_as_of(
+        &db.pool,
+        known_now(as_of),
+        Some(euro),
+        PAGE_SIZE_MAX,
+        None,
+        true,
+    )
+    .await
+    .expect("query");
     assert!(!euros.page.has_next_page);
     assert_eq!(euros.page.items.len(), 3);
-    assert!(euros.page.items.iter().all(|b| b.currency == "EUR"));
+    assert!(euros.page.items.iter().all(|b| b.currency == euro));
     let euro_totals = euros.totals.expect("totals");
     assert_eq!(euro_totals.len(), 1);
     assert_eq!(euro_totals[0].total, sums["EUR"].0);
     assert_eq!(euro_totals[0].accounts, 3);
 
-    let before_any = balances_as_of(&db.pool, at(7, 0, 0), None, 10, None, true)
+    let before_any = balances_as_of(&db.pool, known_now(at(7, 0, 0)), None, 10, None, true)
         .await
         .expect("query");
     assert!(before_any.page.items.is_empty());
@@ -181,8 +201,8 @@ async fn balances_as_of_pages_every_account_once_and_totals_the_matching_account
 /// An account with movements before, at the edges of, inside and after a statement's range.
 struct StatementFixture {
     db: TestDb,
-    account: Uuid,
-    counterparty: Uuid,
+    account: AccountId,
+    counterparty: AccountId,
     in_range: Vec<RecordedEvent>,
 }
 
@@ -228,8 +248,8 @@ async fn statement_fixture() -> StatementFixture {
     .await;
     StatementFixture {
         db,
-        account: id.as_uuid(),
-        counterparty: other.as_uuid(),
+        account: id,
+        counterparty: other,
         in_range,
     }
 }
@@ -243,12 +263,13 @@ async fn a_statement_opens_where_the_range_starts_and_its_lines_add_up_to_the_cl
         fixture.account,
         from,
         to,
+        chrono::Utc::now(),
         PAGE_SIZE_MAX,
         None,
     )
     .await
     .expect("statement");
-    assert_eq!(whole.currency, "USD");
+    assert_eq!(whole.currency, usd());
     assert_eq!(
         whole.opening_balance.to_string(),
         "200.00",
@@ -275,7 +296,7 @@ async fn a_statement_opens_where_the_range_starts_and_its_lines_add_up_to_the_cl
         fixture
             .in_range
             .iter()
-            .map(|e| e.event_id.as_uuid())
+            .map(|e| e.event_id)
             .collect::<Vec<_>>(),
         "both ends of the range are included, in version order"
     );
@@ -298,7 +319,7 @@ async fn a_statement_opens_where_the_range_starts_and_its_lines_add_up_to_the_cl
     assert!(lines[2].transfer_id.is_some() && lines[2].transfer_id != lines[3].transfer_id);
     assert_eq!(lines[5].balance_after.to_string(), "300.00");
 
-    let closing = balance_as_of(&fixture.db.pool, fixture.account, to)
+    let closing = balance_as_of(&fixture.db.pool, fixture.account, known_now(to))
         .await
         .expect("query")
         .expect("balance");
@@ -316,9 +337,17 @@ async fn statement_pages_return_every_line_exactly_once() {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = statement(&fixture.db.pool, fixture.account, from, to, size, after)
-                .await
-                .expect("statement");
+            let page = statement(
+                &fixture.db.pool,
+                fixture.account,
+                from,
+                to,
+                chrono::Utc::now(),
+                size,
+                after,
+            )
+            .await
+            .expect("statement");
             assert_eq!(
                 page.opening_balance.to_string(),
                 "200.00",
@@ -337,7 +366,7 @@ async fn statement_pages_return_every_line_exactly_once() {
             fixture
                 .in_range
                 .iter()
-                .map(|e| e.event_id.as_uuid())
+                .map(|e| e.event_id)
                 .collect::<Vec<_>>(),
             "pages of {size}"
         );
@@ -348,24 +377,49 @@ async fn statement_pages_return_every_line_exactly_once() {
 async fn a_statement_before_the_account_existed_is_empty_at_zero_and_bad_requests_are_refused() {
     let fixture = statement_fixture().await;
     let pool = &fixture.db.pool;
-    let early = statement(pool, fixture.account, at(1, 0, 0), at(2, 0, 0), 10, None)
-        .await
-        .expect("statement");
+    let early = statement(
+        pool,
+        fixture.account,
+        at(1, 0, 0),
+        at(2, 0, 0),
+        chrono::Utc::now(),
+        10,
+        None,
+    )
+    .await
+    .expect("statement");
     assert_eq!(early.opening_balance.to_string(), "0.00");
     assert_eq!(early.closing_balance.to_string(), "0.00");
     assert_eq!(early.total_credits.to_string(), "0.00");
     assert_eq!(early.total_debits.to_string(), "0.00");
     assert!(early.entries.items.is_empty() && !early.entries.has_next_page);
 
-    let Err(inverted) =
-        statement(pool, fixture.account, at(12, 0, 0), at(10, 0, 0), 10, None).await
+    let Err(inverted) = statement(
+        pool,
+        fixture.account,
+        at(12, 0, 0),
+        at(10, 0, 0),
+        chrono::Utc::now(),
+        10,
+        None,
+    )
+    .await
     else {
         panic!("from > to was accepted");
     };
     assert_eq!(inverted.code(), ErrorCode::Validation);
     assert!(inverted.to_string().starts_with("from: "), "{inverted}");
 
-    let Err(unknown) = statement(pool, Uuid::new_v4(), at(10, 0, 0), at(12, 0, 0), 10, None).await
+    let Err(unknown) = statement(
+        pool,
+        AccountId::generate(),
+        at(10, 0, 0),
+        at(12, 0, 0),
+        chrono::Utc::now(),
+        10,
+        None,
+    )
+    .await
     else {
         panic!("a statement of an unknown account was answered");
     };
@@ -388,6 +442,7 @@ async fn a_statement_whose_sources_disagree_is_refused_as_internal() {
         fixture.account,
         at(10, 0, 0),
         at(12, 0, 0),
+        chrono::Utc::now(),
         10,
         None,
     )
@@ -686,4 +741,152 @@ async fn projection_status_reports_the_checkpoint_and_integrity_failures() {
     assert!(status.updated_at.is_some());
     assert_eq!(status.integrity_alerts, 1);
     assert_eq!(status.halted_accounts, vec![victim.as_uuid()]);
+}
+
+/// An instant of March or April 2026.
+fn on(month: u32, day: u32, hour: u32, minute: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, month, day, hour, minute, 0)
+        .single()
+        .expect("an instant")
+}
+
+#[tokio::test]
+async fn balances_and_statements_read_on_two_axes_and_a_past_answer_stays_put() {
+    let db = TestDb::new().await;
+    let mut ledger = ledger();
+    let (id, opened) = ledger.open("USD", on(3, 1, 9, 0));
+    let march = ledger.deposit(id, "100.00", on(3, 10, 9, 0));
+    let april = ledger.withdraw(id, "30.00", on(4, 1, 10, 0));
+    db.apply([opened, march.clone(), april.clone()]).await;
+    let month_end = on(3, 31, 23, 59);
+    let known_before = on(4, 2, 8, 0);
+    let at = |as_of, known_at| TwoAxes { as_of, known_at };
+    let balance = |axes: TwoAxes| {
+        let pool = db.pool.clone();
+        async move {
+            balance_as_of(&pool, id, axes)
+                .await
+                .expect("query")
+                .expect("a balance")
+                .balance
+                .to_string()
+        }
+    };
+    assert_eq!(balance(at(month_end, known_before)).await, "100.00");
+
+    // Booked on 2 April, valued 31 March at noon: it belongs to March.
+    let backdated = ledger.deposit_valued(id, "50.00", on(4, 2, 9, 0), on(3, 31, 12, 0));
+    let (hold, placed) = ledger.place_hold(id, "20.00", on(4, 2, 10, 0));
+    let captured = ledger.capture(id, hold, "15.00", "20.00", on(4, 2, 11, 0));
+    let reversal = ledger.reverse_deposit(id, &march, "100.00", on(4, 3, 9, 0));
+    db.apply([
+        backdated.clone(),
+        placed,
+        captured.clone(),
+        reversal.clone(),
+    ])
+    .await;
+
+    let now = chrono::Utc::now();
+    assert_eq!(
+        balance(at(month_end, known_before)).await,
+        "100.00",
+        "asked as known before the backdating: the same answer as before"
+    );
+    assert_eq!(balance(at(month_end, now)).await, "150.00");
+    assert_eq!(
+        balance(at(month_end, on(4, 2, 9, 0))).await,
+        "150.00",
+        "known at the booking instant itself"
+    );
+    assert_eq!(
+        balance(at(on(3, 31, 11, 0), now)).await,
+        "100.00",
+        "valued before the backdated movement's value date"
+    );
+    assert_eq!(balance(at(on(4, 1, 12, 0), known_before)).await, "70.00");
+    assert_eq!(balance(at(on(4, 1, 12, 0), now)).await, "120.00");
+    assert_eq!(balance(at(now, now)).await, "5.00");
+
+    let totals = balances_as_of(&db.pool, at(month_end, known_before), None, 10, None, true)
+        .await
+        .expect("query")
+        .totals
+        .expect("totals");
+    assert_eq!(totals[0].total.to_string(), "100.00");
+    let totals = balances_as_of(&db.pool, at(month_end, now), None, 10, None, true)
+        .await
+        .expect("query")
+        .totals
+        .expect("totals");
+    assert_eq!(totals[0].total.to_string(), "150.00");
+
+    let (march_1, march_end) = (on(3, 1, 0, 0), month_end);
+    let before = statement(&db.pool, id, march_1, march_end, known_before, 50, None)
+        .await
+        .expect("statement");
+    assert_eq!(before.closing_balance.to_string(), "100.00");
+    assert_eq!(before.entries.items.len(), 1);
+    assert_eq!(
+        before.entries.items[0].reversed_by_event_id, None,
+        "the reversal was not known yet"
+    );
+    let after = statement(&db.pool, id, march_1, march_end, now, 50, None)
+        .await
+        .expect("statement");
+    assert_eq!(after.opening_balance.to_string(), "0.00");
+    assert_eq!(after.closing_balance.to_string(), "150.00");
+    let lines: Vec<(EntryKind, String, String)> = after
+        .entries
+        .items
+        .iter()
+        .map(|l| (l.kind, l.amount.to_string(), l.balance_after.to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (EntryKind::Deposit, "100.00".into(), "100.00".into()),
+            (EntryKind::Deposit, "50.00".into(), "150.00".into()),
+        ],
+        "in value-date order, with the running balance on that axis"
+    );
+    assert_eq!(
+        after.entries.items[0].reversed_by_event_id,
+        Some(reversal.event_id)
+    );
+    assert_eq!(after.entries.items[1].value_date, on(3, 31, 12, 0));
+    assert_eq!(after.entries.items[1].recorded_at, on(4, 2, 9, 0));
+
+    let april_statement = statement(&db.pool, id, on(4, 1, 0, 0), on(4, 30, 0, 0), now, 50, None)
+        .await
+        .expect("statement");
+    assert_eq!(april_statement.opening_balance.to_string(), "150.00");
+    let lines: Vec<(EntryKind, String, String)> = april_statement
+        .entries
+        .items
+        .iter()
+        .map(|l| (l.kind, l.amount.to_string(), l.balance_after.to_string()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (EntryKind::Withdrawal, "-30.00".into(), "120.00".into()),
+            (EntryKind::HoldCapture, "-15.00".into(), "105.00".into()),
+            (EntryKind::Reversal, "-100.00".into(), "5.00".into()),
+        ]
+    );
+    assert_eq!(
+        april_statement.entries.items[2].reverses_event_id,
+        Some(march.event_id)
+    );
+    assert_eq!(april_statement.closing_balance.to_string(), "5.00");
+    let held: Decimal =
+        sqlx::query_scalar("select held from reporting.account_balances where account_id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&db.pool)
+            .await
+            .expect("held");
+    assert!(held.is_zero(), "the capture settled the whole hold: {held}");
 }

@@ -19,6 +19,11 @@ use super::{
     decide, decide_capture, decide_reversal, decide_transfer, evolve,
 };
 
+/// When the tests' accounts were opened: long before [`at`], beyond the backdating window.
+pub fn opened_at() -> DateTime<Utc> {
+    at() - Duration::days(400)
+}
+
 /// The backdating window of the tests' bookings.
 pub const WINDOW_DAYS: i64 = 62;
 
@@ -165,11 +170,12 @@ impl History {
         self
     }
 
-    /// The account after its history, as `evolve` folds it.
+    /// The account after its history, as `evolve` folds it: opened at [`opened_at`], every
+    /// later event recorded at [`at`].
     pub fn state(&self) -> Option<Account> {
-        self.events
-            .iter()
-            .fold(None, |state, e| evolve(state, e, at()))
+        self.events.iter().enumerate().fold(None, |state, (i, e)| {
+            evolve(state, e, if i == 0 { opened_at() } else { at() })
+        })
     }
 
     fn movement(&mut self, signed: Decimal) -> Movement {

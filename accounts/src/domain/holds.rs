@@ -131,7 +131,6 @@ pub fn decide_capture(
         }
         None => hold.amount,
     };
-    let value_date = booking.value_date(capture.value_date)?;
     let reference = text::optional(&capture.reference);
     let mut events = Vec::with_capacity(2);
     let destination = match capture.to {
@@ -152,6 +151,8 @@ pub fn decide_capture(
         }
         None => None,
     };
+    let on: Vec<&Account> = std::iter::once(source).chain(destination).collect();
+    let value_date = booking.value_date(capture.value_date, &on)?;
     events.push((
         source.id,
         AccountEvent::HoldCaptured(HoldCaptured {

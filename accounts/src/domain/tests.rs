@@ -413,7 +413,7 @@ fn evolve_counts_versions_and_keeps_the_latest_balance() {
     let state = history.state().expect("opened");
     assert_eq!(state.version, 4);
     assert_eq!(state.balance, dec("70.50"));
-    assert_eq!(state.opened_at, at());
+    assert_eq!(state.opened_at, opened_at());
 }
 
 #[test]

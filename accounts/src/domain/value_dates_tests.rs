@@ -52,6 +52,27 @@ fn rejects_a_value_date_before_the_window() {
 }
 
 #[test]
+fn rejects_a_value_date_before_the_account_was_opened() {
+    let opened_yesterday = History::opened("USD");
+    let mut state = opened_yesterday.state().expect("opened");
+    state.opened_at = at() - Duration::days(1);
+    let two_days_ago = at() - Duration::days(2);
+    let refused = super::decide(
+        Some(&state),
+        &deposit_valued(state.id, "10", two_days_ago),
+        &booking(),
+    );
+    assert_eq!(
+        refused,
+        Err(DomainError::ValueDateOutOfRange {
+            value_date: two_days_ago,
+            earliest: state.opened_at,
+            latest: at(),
+        })
+    );
+}
+
+#[test]
 fn rejects_a_value_date_in_a_closed_period() {
     let account = History::opened("USD");
     let month_end = at() - Duration::days(3);

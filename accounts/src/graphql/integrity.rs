@@ -24,6 +24,8 @@ const AUDITOR_OR_SUPERVISOR: &[Role] = &[Role::Auditor, Role::Supervisor];
 pub struct IntegrityData {
     pub pool: PgPool,
     pub public_key: VerifyingKey,
+    /// The backdating window value dates are checked against.
+    pub backdate_max: chrono::Duration,
 }
 
 #[derive(Default)]
@@ -161,6 +163,7 @@ impl IntegrityQuery {
             external: None,
             events_max: Some(VERIFY_ONLINE_EVENTS_MAX),
             progress: None,
+            backdate_max: data.backdate_max,
         };
         let report = integrity::verify(&data.pool, &options).await.map_err(|e| {
             if e.is_unavailable() {

@@ -1,15 +1,23 @@
 //! `folio verify`: recomputes every stream's hash chain, checks versions are contiguous from 1
-//! and balances follow, matches both legs of every transfer, and re-folds the global digest
-//! to check every signed checkpoint. It streams rows in index order, so memory stays
-//! constant however large the store is.
+//! and balances follow, checks every hold (placed once, settled once, captured at most what
+//! it held and before it expired), every reversal (at most once per movement, linked to a
+//! real movement of the same account that it exactly undoes) and every value date (within
+//! the backdating window of its booking instant, never after it),
+//! matches both legs of every transfer, and re-folds the global digest to check every
+//! signed checkpoint. It streams rows in index order, so memory stays constant however
+//! large the store is (per account, only its active holds are held).
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::VerifyingKey;
 use futures::{StreamExt, TryStreamExt};
 use ledger::{
-    AccountEvent, AccountId, Hash, RecordedEvent,
+    AccountEvent, AccountId, Hash, HoldId, RecordedEvent,
     integrity::{SignedCheckpoint, fold_digest},
 };
 use rust_decimal::Decimal;
+use serde_json::Value;
 use sqlx::{PgPool, Row};
 
 use super::checkpoints::{CHECKPOINT_COLUMNS, checkpoint_from_row, hash};
@@ -38,6 +46,14 @@ pub enum ProblemKind {
     CheckpointMismatch,
     /// A stored checkpoint is not signed by the key given, or not chained to the one before.
     CheckpointInvalid,
+    /// A hold placed twice, settled when not active, captured for more than it held or
+    /// after it expired, or settled for an amount other than it held.
+    HoldInconsistent,
+    /// A reversal of no movement of its account, of a movement reversed before, or for an
+    /// amount that does not undo it.
+    ReversalInconsistent,
+    /// A value date after its booking instant, or before its backdating window.
+    ValueDateOutOfRange,
 }
 
 impl ProblemKind {
@@ -51,6 +67,9 @@ impl ProblemKind {
             Self::MissingTransferLeg => "MISSING_TRANSFER_LEG",
             Self::CheckpointMismatch => "CHECKPOINT_MISMATCH",
             Self::CheckpointInvalid => "CHECKPOINT_INVALID",
+            Self::HoldInconsistent => "HOLD_INCONSISTENT",
+            Self::ReversalInconsistent => "REVERSAL_INCONSISTENT",
+            Self::ValueDateOutOfRange => "VALUE_DATE_OUT_OF_RANGE",
         }
     }
 }
@@ -122,6 +141,8 @@ pub struct VerifyOptions<'a> {
     pub events_max: Option<u64>,
     /// Called with a phase name and the events done so far.
     pub progress: Option<&'a Progress<'a>>,
+    /// The backdating window value dates must lie in (`FOLIO_BACKDATE_DAYS_MAX`).
+    pub backdate_max: Duration,
 }
 
 /// Runs every check and reports what diverges.
@@ -129,6 +150,7 @@ pub async fn verify(pool: &PgPool, options: &VerifyOptions<'_>) -> Result<Report
     let mut report = Report::default();
     verify_streams(pool, options, &mut report).await?;
     verify_transfers(pool, options, &mut report).await?;
+    verify_reversals(pool, options, &mut report).await?;
     if options.account.is_none() && !report.truncated {
         verify_checkpoints(pool, options, &mut report).await?;
     }
@@ -157,6 +179,7 @@ async fn verify_streams(
         .bind(options.account.map(|a| a.as_uuid()))
         .fetch(pool);
     let mut previous: Option<Previous> = None;
+    let mut stream = StreamState::default();
     while let Some(row) = rows.try_next().await? {
         if options.events_max.is_some_and(|max| report.events >= max) {
             report.truncated = true;
@@ -172,8 +195,12 @@ async fn verify_streams(
         let same_stream = previous.as_ref().filter(|p| p.stream_id == event.stream_id);
         if same_stream.is_none() {
             report.streams += 1;
+            stream = StreamState::default();
         }
         check_event(&event, same_stream, report);
+        if let Ok(decoded) = event.decode() {
+            stream.check(&event, &decoded, options.backdate_max, report);
+        }
         // The balance after this event: zero at opening, then each movement's balanceAfter.
         let balance = match event.decode() {
             Ok(AccountEvent::AccountOpened(opened)) => Some(opened.currency.zero()),
@@ -191,6 +218,125 @@ async fn verify_streams(
         });
     }
     Ok(())
+}
+
+/// What the walk keeps of the account it is in: its active holds (amount and expiry).
+#[derive(Default)]
+struct StreamState {
+    holds: HashMap<HoldId, (Decimal, Option<DateTime<Utc>>)>,
+}
+
+impl StreamState {
+    fn check(
+        &mut self,
+        event: &RecordedEvent,
+        decoded: &AccountEvent,
+        backdate_max: Duration,
+        report: &mut Report,
+    ) {
+        let at = |kind, detail: String| Problem {
+            kind,
+            stream_id: Some(event.stream_id),
+            stream_version: Some(event.stream_version),
+            position: Some(event.position),
+            detail,
+        };
+        if let Some(value_date) = decoded.value_date() {
+            let earliest = event.recorded_at - backdate_max;
+            if value_date > event.recorded_at || value_date < earliest {
+                report.add(at(
+                    ProblemKind::ValueDateOutOfRange,
+                    format!(
+                        "value date {value_date} is outside {earliest} (the backdating window of {} days) to {} (its booking)",
+                        backdate_max.num_days(),
+                        event.recorded_at
+                    ),
+                ));
+            }
+        }
+        let hold = |problem: String| at(ProblemKind::HoldInconsistent, problem);
+        match decoded {
+            AccountEvent::HoldPlaced(placed)
+                if self
+                    .holds
+                    .insert(placed.hold_id, (placed.amount, placed.expires_at))
+                    .is_some() =>
+            {
+                report.add(hold(format!(
+                    "hold {} is placed while active",
+                    placed.hold_id
+                )));
+            }
+            AccountEvent::HoldCaptured(captured) => match self.holds.remove(&captured.hold_id) {
+                None => report.add(hold(format!(
+                    "hold {} is captured but is not active (never placed, or settled before)",
+                    captured.hold_id
+                ))),
+                Some((held, expires_at)) => {
+                    if captured.amount > held || captured.amount + captured.released_amount != held
+                    {
+                        report.add(hold(format!(
+                            "hold {} held {held} but {} is captured and {} released",
+                            captured.hold_id, captured.amount, captured.released_amount
+                        )));
+                    }
+                    if expires_at.is_some_and(|e| event.recorded_at >= e) {
+                        report.add(hold(format!(
+                            "hold {} is captured at {} after it expired",
+                            captured.hold_id, event.recorded_at
+                        )));
+                    }
+                }
+            },
+            AccountEvent::HoldReleased(released) => {
+                self.settle(event, released.hold_id, released.amount, false, report)
+            }
+            AccountEvent::HoldExpired(expired) => {
+                self.settle(event, expired.hold_id, expired.amount, true, report)
+            }
+            _ => {}
+        }
+    }
+
+    /// A release (`expiry`: false) or an expiry of `hold_id` for `amount`.
+    fn settle(
+        &mut self,
+        event: &RecordedEvent,
+        hold_id: HoldId,
+        amount: Decimal,
+        expiry: bool,
+        report: &mut Report,
+    ) {
+        let what = if expiry { "expired" } else { "released" };
+        let detail = match self.holds.remove(&hold_id) {
+            None => Some(format!(
+                "hold {hold_id} is {what} but is not active (never placed, or settled before)"
+            )),
+            Some((held, _)) if held != amount => {
+                Some(format!("hold {hold_id} held {held} but {amount} is {what}"))
+            }
+            Some((_, expires_at)) => {
+                let due = expires_at.is_some_and(|e| event.recorded_at >= e);
+                (due != expiry).then(|| {
+                    format!(
+                        "hold {hold_id} is {what} at {} {} its expiry {}",
+                        event.recorded_at,
+                        if expiry { "before" } else { "after" },
+                        expires_at.map_or_else(|| "(none)".to_string(), |e| e.to_string())
+                    )
+                })
+            }
+        };
+        if let Some(detail) = detail {
+            report.add(Problem {
+                kind: ProblemKind::HoldInconsistent,
+                stream_id: Some(event.stream_id),
+                stream_version: Some(event.stream_version),
+                position: Some(event.position),
+                detail,
+            });
+        }
+    }
 }
 
 fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut Report) {
@@ -285,18 +431,21 @@ async fn verify_transfers(
     options: &VerifyOptions<'_>,
     report: &mut Report,
 ) -> Result<(), StoreError> {
-    // Each debit needs its credit on the named account, and each credit its debit.
+    // Each debit (a TransferDebited, or a HoldCaptured to another account) needs its
+    // credit on the named account, and each credit its debit.
     let rows = sqlx::query(
         "select l.stream_id, l.stream_version, l.position, l.event_type, l.payload->>'transferId' as transfer_id,
                 coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId') as counterparty
          from accounts.events l
-         where l.event_type in ('TransferDebited', 'TransferCredited')
+         where l.event_type in ('TransferDebited', 'TransferCredited', 'HoldCaptured')
+           and l.payload->>'transferId' is not null
            and ($1::uuid is null or l.stream_id = $1
                 or coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId') = $1::text)
            and not exists (
                select 1 from accounts.events r
                where r.stream_id::text = coalesce(l.payload->>'toAccountId', l.payload->>'fromAccountId')
-                 and r.event_type = case l.event_type when 'TransferDebited' then 'TransferCredited' else 'TransferDebited' end
+                 and (case l.event_type when 'TransferCredited' then r.event_type in ('TransferDebited', 'HoldCaptured')
+                                        else r.event_type = 'TransferCredited' end)
                  and r.payload->>'transferId' = l.payload->>'transferId')
          order by l.position
          limit $2",
@@ -309,10 +458,10 @@ async fn verify_transfers(
         let event_type: String = row.try_get("event_type")?;
         let counterparty: Option<String> = row.try_get("counterparty")?;
         let transfer: Option<String> = row.try_get("transfer_id")?;
-        let (missing, side) = if event_type == "TransferDebited" {
-            ("TransferCredited", "destination")
-        } else {
+        let (missing, side) = if event_type == "TransferCredited" {
             ("TransferDebited", "source")
+        } else {
+            ("TransferCredited", "destination")
         };
         let counterparty = counterparty.unwrap_or_default();
         report.add(Problem {
@@ -325,6 +474,95 @@ async fn verify_transfers(
                 transfer.unwrap_or_default()
             ),
         });
+    }
+    Ok(())
+}
+
+/// Every reversal names a movement of its own account, written before it, that it exactly
+/// undoes, and no movement is reversed twice.
+async fn verify_reversals(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let mut rows = sqlx::query(
+        "select r.stream_id, r.stream_version, r.position, r.payload,
+                r.payload->>'reversedEventId' as reversed,
+                count(*) over (partition by r.payload->>'reversedEventId') as times,
+                o.stream_id as original_stream, o.position as original_position,
+                o.event_type as original_type, o.event_version as original_version,
+                o.payload as original_payload, o.recorded_at as original_recorded_at
+         from accounts.events r
+         left join accounts.events o
+           on o.event_id = case when r.payload->>'reversedEventId' ~ '^[0-9a-fA-F-]{36}$'
+                                then (r.payload->>'reversedEventId')::uuid end
+         where r.event_type = 'MovementReversed' and ($1::uuid is null or r.stream_id = $1)
+         order by r.position",
+    )
+    .bind(options.account.map(|a| a.as_uuid()))
+    .fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        let stream_id = AccountId::from_uuid(row.try_get("stream_id")?);
+        let position: i64 = row.try_get("position")?;
+        let problem = |detail: String| Problem {
+            kind: ProblemKind::ReversalInconsistent,
+            stream_id: Some(stream_id),
+            stream_version: row.try_get("stream_version").ok(),
+            position: Some(position),
+            detail,
+        };
+        let reversed: Option<String> = row.try_get("reversed")?;
+        let reversed = reversed.unwrap_or_default();
+        let times: i64 = row.try_get("times")?;
+        if times > 1 {
+            report.add(problem(format!(
+                "movement {reversed} is reversed {times} times"
+            )));
+        }
+        let original_stream: Option<uuid::Uuid> = row.try_get("original_stream")?;
+        let Some(original_stream) = original_stream else {
+            report.add(problem(format!(
+                "it reverses {reversed}, which is no stored event"
+            )));
+            continue;
+        };
+        if original_stream != stream_id.as_uuid()
+            || row.try_get::<i64, _>("original_position")? > position
+        {
+            report.add(problem(format!(
+                "it reverses {reversed}, which is not an earlier event of this account"
+            )));
+            continue;
+        }
+        let payload: Value = row.try_get("payload")?;
+        let original_type: String = row.try_get("original_type")?;
+        let original_payload: Value = row.try_get("original_payload")?;
+        let original = AccountEvent::decode(
+            &original_type,
+            row.try_get("original_version")?,
+            &original_payload,
+            ledger::events::Stored {
+                recorded_at: row.try_get("original_recorded_at")?,
+            },
+        );
+        let reversal = serde_json::from_value::<ledger::events::MovementReversed>(payload);
+        // Unreadable events are reported by the stream walk.
+        let (Ok(original), Ok(reversal)) = (original, reversal) else {
+            continue;
+        };
+        match original.balance_change() {
+            Some(change) if !matches!(original, AccountEvent::MovementReversed(_)) => {
+                if reversal.amount != -change {
+                    report.add(problem(format!(
+                        "it changes the balance by {} but the {original_type} it reverses changed it by {change}",
+                        reversal.amount
+                    )));
+                }
+            }
+            _ => report.add(problem(format!(
+                "it reverses {reversed} ({original_type}), which moved no money of its own"
+            ))),
+        }
     }
     Ok(())
 }
@@ -367,12 +605,30 @@ async fn verify_checkpoints(
         }
         previous_digest = checkpoint.digest;
         next_sequence = checkpoint.sequence + 1;
-        expected.push(Checkpoint::of(&checkpoint, "stored"));
+        match Checkpoint::of(&checkpoint, "stored") {
+            Some(boundary) => expected.push(boundary),
+            None => report.add(invalid(format!(
+                "its transaction id {:?} is not a number",
+                checkpoint.tx_id
+            ))),
+        }
         // Keep memory bounded: only the boundaries are held, a few dozen bytes each.
     }
     if let Some(external) = &options.external {
         match external.verify_signature(&options.public_key) {
-            Ok(()) => expected.push(Checkpoint::of(external, "external")),
+            Ok(()) => match Checkpoint::of(external, "external") {
+                Some(boundary) => expected.push(boundary),
+                None => report.add(Problem {
+                    kind: ProblemKind::CheckpointInvalid,
+                    stream_id: None,
+                    stream_version: None,
+                    position: Some(external.position),
+                    detail: format!(
+                        "the external checkpoint #{}: its transaction id {:?} is not a number",
+                        external.sequence, external.tx_id
+                    ),
+                }),
+            },
             Err(error) => report.add(Problem {
                 kind: ProblemKind::CheckpointInvalid,
                 stream_id: None,
@@ -397,15 +653,16 @@ struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn of(signed: &SignedCheckpoint, source: &'static str) -> Self {
-        Self {
+    /// The boundary `signed` claims; `None` when its transaction id is not a number.
+    fn of(signed: &SignedCheckpoint, source: &'static str) -> Option<Self> {
+        Some(Self {
             sequence: signed.sequence,
-            tx_id: signed.tx_id.parse().unwrap_or(u64::MAX),
+            tx_id: signed.tx_id.parse().ok()?,
             position: signed.position,
             event_count: signed.event_count,
             digest: signed.digest,
             source,
-        }
+        })
     }
 }
 

@@ -11,6 +11,7 @@ mod outputs;
 use std::time::Duration;
 
 use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Object, Schema};
+use ledger::AccountId;
 use platform::{
     ApiError, RequestContext, Role,
     graphql::{RoleGuard, with_limits},
@@ -69,31 +70,45 @@ pub struct ReportingQuery;
 
 #[Object]
 impl ReportingQuery {
-    /// An account's balance at an instant (inclusive); null if the account did not exist yet.
+    /// An account's balance at value date `asOf` (inclusive) as known at booking instant
+    /// `asKnownAt` (default: now): the movements valued at or before `asOf` and booked at
+    /// or before `asKnownAt`. Null if the account was not known to exist then. An answer
+    /// with a past `asKnownAt` never changes.
     #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn balance_as_of(
         &self,
         ctx: &Context<'_>,
         account_id: Uuid,
         as_of: DateTime,
+        as_known_at: Option<DateTime>,
         at_least: Option<String>,
     ) -> Result<Option<HistoricalBalance>, ApiError> {
         let state = state(ctx)?;
-        let (account_id, as_of) = (account_id.0, as_of.0);
+        let account_id = AccountId::from_uuid(account_id.0);
         let at_least = parse_at_least(at_least.as_deref())?;
         state.consistent(at_least).await?;
-        let arguments =
-            json!({ "accountId": account_id, "asOf": as_of, "atLeast": at_least_text(at_least) });
+        let axes = queries::TwoAxes {
+            as_of: as_of.0,
+            known_at: state.known_at(as_known_at.map(|k| k.0)).await?,
+        };
+        let arguments = json!({
+            "accountId": account_id, "asOf": axes.as_of, "asKnownAt": as_known_at.map(|k| k.0),
+            "atLeast": at_least_text(at_least),
+        });
         record(ctx, state, query_names::BALANCE_AS_OF, arguments).await?;
-        let balance = queries::balance_as_of(&state.pool, account_id, as_of).await?;
-        Ok(balance.map(|b| HistoricalBalance::at(b, DateTime(as_of))))
+        let balance = queries::balance_as_of(&state.pool, account_id, axes).await?;
+        Ok(balance.map(|b| HistoricalBalance::at(b, axes)))
     }
 
-    /// Every account that existed at an instant with its balance then, by account id,
-    /// with per-currency totals over all of them.
+    /// Every account that existed at value date `asOf` with its balance then as known at
+    /// `asKnownAt` (default: now), by account id, with per-currency totals over all of them.
     #[graphql(
         guard = "RoleGuard::new(READERS)",
         complexity = "page_cost(first, child_complexity)"
+    )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one parameter per GraphQL argument"
     )]
     async fn balances_as_of(
         &self,
@@ -103,6 +118,7 @@ impl ReportingQuery {
         first: Option<i32>,
         after: Option<String>,
         at_least: Option<String>,
+        as_known_at: Option<DateTime>,
     ) -> Result<HistoricalBalanceConnection, ApiError> {
         let state = state(ctx)?;
         let as_of = as_of.0;
@@ -114,15 +130,20 @@ impl ReportingQuery {
         let after_key = cursor::decode_after::<queries::AccountKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
         state.consistent(at_least).await?;
+        let axes = queries::TwoAxes {
+            as_of,
+            known_at: state.known_at(as_known_at.map(|k| k.0)).await?,
+        };
         let arguments = json!({
-            "asOf": as_of, "currency": currency_filter.map(|c| c.code()), "first": first, "after": after,
+            "asOf": as_of, "asKnownAt": as_known_at.map(|k| k.0),
+            "currency": currency_filter.map(|c| c.code()), "first": first, "after": after,
             "atLeast": at_least_text(at_least),
         });
         record(ctx, state, query_names::BALANCES_AS_OF, arguments).await?;
         let with_totals = ctx.look_ahead().field("totals").exists();
         let found = queries::balances_as_of(
             &state.pool,
-            as_of,
+            axes,
             currency_filter,
             size,
             after_key,
@@ -141,13 +162,14 @@ impl ReportingQuery {
             found.page,
             after_key.is_some(),
             queries::HistoricalBalance::key,
-            |b| HistoricalBalance::at(b, DateTime(as_of)),
+            |b| HistoricalBalance::at(b, axes),
             totals,
         ))
     }
 
-    /// An account's movements recorded in [from, to] (both inclusive), with the balance
-    /// before and after and the range's credits and debits.
+    /// An account's movements valued in [from, to] (both inclusive) and booked by
+    /// `asKnownAt` (default: now), in value-date order, with the balance before and after
+    /// and the range's credits and debits.
     #[graphql(
         guard = "RoleGuard::new(READERS)",
         complexity = "page_cost(first, child_complexity)"
@@ -165,9 +187,10 @@ impl ReportingQuery {
         first: Option<i32>,
         after: Option<String>,
         at_least: Option<String>,
+        as_known_at: Option<DateTime>,
     ) -> Result<Statement, ApiError> {
         let state = state(ctx)?;
-        let (account_id, from, to) = (account_id.0, from.0, to.0);
+        let (account_id, from, to) = (AccountId::from_uuid(account_id.0), from.0, to.0);
         if from > to {
             return Err(ApiError::validation("from", "must not be later than to"));
         }
@@ -175,13 +198,15 @@ impl ReportingQuery {
         let after_key = cursor::decode_after::<queries::EntryKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
         state.consistent(at_least).await?;
+        let known_at = state.known_at(as_known_at.map(|k| k.0)).await?;
         let arguments = json!({
-            "accountId": account_id, "from": from, "to": to, "first": first, "after": after,
-            "atLeast": at_least_text(at_least),
+            "accountId": account_id, "from": from, "to": to, "asKnownAt": as_known_at.map(|k| k.0),
+            "first": first, "after": after, "atLeast": at_least_text(at_least),
         });
         record(ctx, state, query_names::STATEMENT, arguments).await?;
         let statement =
-            queries::statement(&state.pool, account_id, from, to, size, after_key).await?;
+            queries::statement(&state.pool, account_id, from, to, known_at, size, after_key)
+                .await?;
         Ok(Statement::from_query(statement, after_key.is_some()))
     }
 

@@ -2,7 +2,7 @@
 //! layer's plain types, and the Relay connections that page them.
 
 use async_graphql::{
-    Enum, Json, SimpleObject,
+    Json, SimpleObject,
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
 use platform::scalars::{DateTime, Decimal, Uuid};
@@ -72,34 +72,33 @@ where
     connection(page, after_given, key, N::from, EmptyFields)
 }
 
-/// An account's balance as it stood at `asOf`.
+/// An account's balance at value date `asOf`, as known at booking instant `asKnownAt`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct HistoricalBalance {
     pub account_id: Uuid,
     pub holder: String,
     pub currency: String,
+    /// The movements valued at or before `asOf` and booked at or before `asKnownAt`.
     pub balance: Decimal,
-    /// The instant asked about.
+    /// The value date asked about.
     pub as_of: DateTime,
-    /// The account version of the last balance change at or before `asOf`.
+    /// The booking instant the answer is as known at (now when not asked for).
+    pub as_known_at: DateTime,
+    /// The account version of the last booking counted in the running balance.
     pub version: i64,
-    /// When that change was recorded.
+    /// When that booking was recorded.
     pub last_change_at: DateTime,
 }
 
-/// An amount in the currency `code`, with exactly its minor units.
-fn money(value: rust_decimal::Decimal, code: &str) -> Decimal {
-    Decimal(queries::at_currency_scale(value, code))
-}
-
 impl HistoricalBalance {
-    pub(crate) fn at(balance: queries::HistoricalBalance, as_of: DateTime) -> Self {
+    pub(crate) fn at(balance: queries::HistoricalBalance, axes: queries::TwoAxes) -> Self {
         Self {
-            account_id: Uuid(balance.account_id),
+            account_id: Uuid(balance.account_id.as_uuid()),
             holder: balance.holder,
-            balance: money(balance.balance, &balance.currency),
-            currency: balance.currency,
-            as_of,
+            balance: Decimal::money(balance.balance, balance.currency),
+            currency: balance.currency.code().to_string(),
+            as_of: DateTime(axes.as_of),
+            as_known_at: DateTime(axes.known_at),
             version: balance.version,
             last_change_at: DateTime(balance.last_change_at),
         }
@@ -124,8 +123,8 @@ pub struct CurrencyTotal {
 impl From<queries::CurrencyTotal> for CurrencyTotal {
     fn from(total: queries::CurrencyTotal) -> Self {
         Self {
-            total: money(total.total, &total.currency),
-            currency: total.currency,
+            total: Decimal::money(total.total, total.currency),
+            currency: total.currency.code().to_string(),
             accounts: total.accounts,
         }
     }
@@ -135,11 +134,14 @@ impl From<queries::CurrencyTotal> for CurrencyTotal {
 pub struct Statement {
     pub account_id: Uuid,
     pub currency: String,
+    /// The range of value dates, both inclusive.
     pub from: DateTime,
     pub to: DateTime,
-    /// The balance just before `from` (zero if the account did not exist yet).
+    /// The booking instant the statement is as known at (now when not asked for).
+    pub as_known_at: DateTime,
+    /// The balance valued before `from` (zero if the account did not exist yet).
     pub opening_balance: Decimal,
-    /// The balance at `to`, inclusive; equals `balanceAsOf(to)`.
+    /// The balance valued at `to`, inclusive; equals `balanceAsOf(to, asKnownAt)`.
     pub closing_balance: Decimal,
     /// The sum of the credits over the whole range.
     pub total_credits: Decimal,
@@ -153,51 +155,43 @@ pub struct Statement {
 impl Statement {
     pub(crate) fn from_query(statement: queries::Statement, after_given: bool) -> Self {
         Self {
-            account_id: Uuid(statement.account_id),
+            account_id: Uuid(statement.account_id.as_uuid()),
             from: DateTime(statement.from),
             to: DateTime(statement.to),
-            opening_balance: money(statement.opening_balance, &statement.currency),
-            closing_balance: money(statement.closing_balance, &statement.currency),
-            total_credits: money(statement.total_credits, &statement.currency),
-            total_debits: money(statement.total_debits, &statement.currency),
-            currency: statement.currency,
+            as_known_at: DateTime(statement.known_at),
+            opening_balance: Decimal::money(statement.opening_balance, statement.currency),
+            closing_balance: Decimal::money(statement.closing_balance, statement.currency),
+            total_credits: Decimal::money(statement.total_credits, statement.currency),
+            total_debits: Decimal::money(statement.total_debits, statement.currency),
+            currency: statement.currency.code().to_string(),
             entry_count: statement.entry_count,
             entries: plain_connection(statement.entries, after_given, queries::StatementEntry::key),
         }
     }
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryKind {
-    Deposit,
-    Withdrawal,
-    TransferIn,
-    TransferOut,
-}
-
-impl From<queries::EntryKind> for EntryKind {
-    fn from(kind: queries::EntryKind) -> Self {
-        match kind {
-            queries::EntryKind::Deposit => Self::Deposit,
-            queries::EntryKind::Withdrawal => Self::Withdrawal,
-            queries::EntryKind::TransferIn => Self::TransferIn,
-            queries::EntryKind::TransferOut => Self::TransferOut,
-        }
-    }
-}
+pub use crate::model::EntryKind;
 
 /// One movement of money on the account.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct StatementEntry {
     pub event_id: Uuid,
+    /// When it was booked.
     pub recorded_at: DateTime,
+    /// When the money moved for the business; lines are in this order.
+    pub value_date: DateTime,
     pub kind: EntryKind,
     /// Signed: credits > 0, debits < 0.
     pub amount: Decimal,
+    /// The running balance by value date, as known at the statement's `asKnownAt`.
     pub balance_after: Decimal,
     pub reference: Option<String>,
     pub transfer_id: Option<Uuid>,
     pub counterparty_account_id: Option<Uuid>,
+    /// On a REVERSAL line: the movement it undid.
+    pub reverses_event_id: Option<Uuid>,
+    /// The reversal that undid this movement (if booked by `asKnownAt`).
+    pub reversed_by_event_id: Option<Uuid>,
     /// The account version the movement made.
     pub version: i64,
     /// The event-store position of the movement.
@@ -207,14 +201,17 @@ pub struct StatementEntry {
 impl From<queries::StatementEntry> for StatementEntry {
     fn from(entry: queries::StatementEntry) -> Self {
         Self {
-            event_id: Uuid(entry.event_id),
+            event_id: Uuid(entry.event_id.as_uuid()),
             recorded_at: DateTime(entry.recorded_at),
-            kind: entry.kind.into(),
+            value_date: DateTime(entry.value_date),
+            kind: entry.kind,
             amount: Decimal(entry.amount),
             balance_after: Decimal(entry.balance_after),
             reference: entry.reference,
-            transfer_id: entry.transfer_id.map(Uuid),
-            counterparty_account_id: entry.counterparty_account_id.map(Uuid),
+            transfer_id: entry.transfer_id.map(|t| Uuid(t.as_uuid())),
+            counterparty_account_id: entry.counterparty_account_id.map(|a| Uuid(a.as_uuid())),
+            reverses_event_id: entry.reverses_event_id.map(|e| Uuid(e.as_uuid())),
+            reversed_by_event_id: entry.reversed_by_event_id.map(|e| Uuid(e.as_uuid())),
             version: entry.version,
             position: entry.position.to_string(),
         }

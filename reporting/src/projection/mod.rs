@@ -35,11 +35,13 @@ use std::{
     },
 };
 
-use ledger::{AccountEvent, Hash, RecordedEvent};
+use ledger::{AccountEvent, Currency, Hash, RecordedEvent};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use writes::{AccountRow, Parked, Writes};
+
+use crate::model::AccountStatus;
 
 /// The schema the live read models are in.
 pub const READ_MODEL_SCHEMA: &str = "reporting";
@@ -107,6 +109,9 @@ pub struct BatchOutcome {
 pub enum ProjectionError {
     #[error("read models: {0}")]
     Database(#[from] sqlx::Error),
+    /// The read models hold something no event could have written.
+    #[error("read models broken: {0}")]
+    Invariant(String),
 }
 
 /// Where the projection stands in its stream, as committed with the read models.
@@ -388,7 +393,7 @@ async fn load_accounts(
     ids.dedup();
     let rows = sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
         "select account_id, holder, currency, balance, overdraft_limit, status, version, last_hash, opened_at,
-                updated_at, halted
+                updated_at, halted, held, backdated_lag_max_us
          from reporting.account_balances where account_id = any($1) order by account_id for update")),
     )
     .bind(&ids)
@@ -398,17 +403,25 @@ async fn load_accounts(
     for row in rows {
         let hash: Vec<u8> = row.try_get("last_hash")?;
         let id: Uuid = row.try_get("account_id")?;
+        let currency: String = row.try_get("currency")?;
+        let status: String = row.try_get("status")?;
+        let invariant = |what: String| ProjectionError::Invariant(format!("account {id}: {what}"));
         accounts.insert(
             id,
             AccountRow {
                 account_id: id,
                 holder: row.try_get("holder")?,
-                currency: row.try_get("currency")?,
+                currency: Currency::parse(&currency)
+                    .map_err(|e| invariant(format!("stored currency {currency:?}: {e}")))?,
                 balance: row.try_get("balance")?,
+                held: row.try_get("held")?,
                 overdraft_limit: row.try_get("overdraft_limit")?,
-                status: row.try_get("status")?,
+                status: AccountStatus::parse(&status)
+                    .ok_or_else(|| invariant(format!("stored status {status:?}")))?,
+                backdated_lag_max_us: row.try_get("backdated_lag_max_us")?,
                 version: row.try_get("version")?,
-                last_hash: Hash::from_slice(&hash).unwrap_or(Hash::ZERO),
+                last_hash: Hash::from_slice(&hash)
+                    .map_err(|e| invariant(format!("stored last hash: {e}")))?,
                 opened_at: row.try_get("opened_at")?,
                 updated_at: row.try_get("updated_at")?,
                 halted: row.try_get("halted")?,
@@ -475,10 +488,12 @@ fn decide(
                 AccountRow {
                     account_id: id,
                     holder: opened.holder.clone(),
-                    currency: opened.currency.code().to_string(),
+                    currency: opened.currency,
                     balance: zero,
+                    held: zero,
                     overdraft_limit: opened.overdraft_limit,
-                    status: "OPEN".into(),
+                    status: AccountStatus::Open,
+                    backdated_lag_max_us: 0,
                     version: event.stream_version,
                     last_hash: event.hash,
                     opened_at: event.recorded_at,
@@ -495,11 +510,23 @@ fn decide(
                 account.balance = balance;
                 writes.history(event, balance);
             }
-            match decoded {
-                AccountEvent::AccountFrozen(_) => account.status = "FROZEN".into(),
-                AccountEvent::AccountUnfrozen(_) => account.status = "OPEN".into(),
-                AccountEvent::AccountClosed(_) => account.status = "CLOSED".into(),
+            match &decoded {
+                AccountEvent::AccountFrozen(_) => account.status = AccountStatus::Frozen,
+                AccountEvent::AccountUnfrozen(_) => account.status = AccountStatus::Open,
+                AccountEvent::AccountClosed(_) => account.status = AccountStatus::Closed,
+                AccountEvent::HoldPlaced(placed) => account.held += placed.amount,
+                AccountEvent::HoldCaptured(captured) => {
+                    account.held -= captured.amount + captured.released_amount
+                }
+                AccountEvent::HoldReleased(released) => account.held -= released.amount,
+                AccountEvent::HoldExpired(expired) => account.held -= expired.amount,
                 _ => {}
+            }
+            if let Some(value_date) = decoded.value_date() {
+                let lag = (event.recorded_at - value_date)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX);
+                account.backdated_lag_max_us = account.backdated_lag_max_us.max(lag);
             }
             account.version = event.stream_version;
             account.last_hash = event.hash;

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use ledger::{AccountEvent, Hash, RecordedEvent};
+use ledger::{AccountEvent, Currency, Hash, RecordedEvent};
 
 use super::{Delivery, in_schema};
+use crate::model::{AccountStatus, EntryKind};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
@@ -17,10 +18,14 @@ use uuid::Uuid;
 pub(crate) struct AccountRow {
     pub account_id: Uuid,
     pub holder: String,
-    pub currency: String,
+    pub currency: Currency,
     pub balance: Decimal,
+    /// What its active holds reserve.
+    pub held: Decimal,
     pub overdraft_limit: Decimal,
-    pub status: String,
+    pub status: AccountStatus,
+    /// The largest gap between a movement's booking and its value date, in microseconds.
+    pub backdated_lag_max_us: i64,
     pub version: i64,
     pub last_hash: Hash,
     pub opened_at: DateTime<Utc>,
@@ -43,13 +48,23 @@ struct HistoryRow {
 /// A statement line: a movement of money, signed (credits > 0, debits < 0).
 struct Entry {
     event: RecordedEvent,
-    kind: &'static str,
+    kind: EntryKind,
     amount: Decimal,
     balance_after: Decimal,
-    currency: &'static str,
+    currency: Currency,
     reference: Option<String>,
     transfer_id: Option<Uuid>,
     counterparty: Option<Uuid>,
+    value_date: DateTime<Utc>,
+    /// The movement this one reverses.
+    reverses: Option<Uuid>,
+}
+
+/// An original movement learning of its reversal.
+struct ReversalLink {
+    original: Uuid,
+    reversal: Uuid,
+    reversed_at: DateTime<Utc>,
 }
 
 struct Alert {
@@ -95,6 +110,7 @@ pub(crate) struct Writes {
     unpark: Vec<(Uuid, i64)>,
     history: Vec<HistoryRow>,
     entries: Vec<Entry>,
+    reversal_links: Vec<ReversalLink>,
     transfers: BTreeMap<Uuid, Transfer>,
     alerts: Vec<Alert>,
 }
@@ -147,47 +163,110 @@ impl Writes {
         });
     }
 
-    /// The statement line and transfer row of an event that moves money.
+    /// The statement line (and transfer row, and reversal link) of an event that moves money.
     pub fn movement(&mut self, event: &RecordedEvent, decoded: &AccountEvent) {
+        let line = |kind, amount, balance_after, currency, value_date| Entry {
+            event: event.clone(),
+            kind,
+            amount,
+            balance_after,
+            currency,
+            reference: None,
+            transfer_id: None,
+            counterparty: None,
+            value_date,
+            reverses: None,
+        };
         let entry = match decoded {
-            AccountEvent::MoneyDeposited(m) | AccountEvent::MoneyWithdrawn(m) => {
-                let deposit = matches!(decoded, AccountEvent::MoneyDeposited(_));
-                Entry {
-                    event: event.clone(),
-                    kind: if deposit { "DEPOSIT" } else { "WITHDRAWAL" },
-                    amount: if deposit { m.amount } else { -m.amount },
-                    balance_after: m.balance_after,
-                    currency: m.currency.code(),
-                    reference: m.reference.clone(),
-                    transfer_id: None,
-                    counterparty: None,
-                }
-            }
+            AccountEvent::MoneyDeposited(m) => Entry {
+                reference: m.reference.clone(),
+                ..line(
+                    EntryKind::Deposit,
+                    m.amount,
+                    m.balance_after,
+                    m.currency,
+                    m.value_date,
+                )
+            },
+            AccountEvent::MoneyWithdrawn(m) => Entry {
+                reference: m.reference.clone(),
+                ..line(
+                    EntryKind::Withdrawal,
+                    -m.amount,
+                    m.balance_after,
+                    m.currency,
+                    m.value_date,
+                )
+            },
             AccountEvent::TransferDebited(t) => Entry {
-                event: event.clone(),
-                kind: "TRANSFER_OUT",
-                amount: -t.amount,
-                balance_after: t.balance_after,
-                currency: t.currency.code(),
                 reference: t.reference.clone(),
                 transfer_id: Some(t.transfer_id.as_uuid()),
                 counterparty: Some(t.to_account_id.as_uuid()),
+                ..line(
+                    EntryKind::TransferOut,
+                    -t.amount,
+                    t.balance_after,
+                    t.currency,
+                    t.value_date,
+                )
             },
             AccountEvent::TransferCredited(t) => Entry {
-                event: event.clone(),
-                kind: "TRANSFER_IN",
-                amount: t.amount,
-                balance_after: t.balance_after,
-                currency: t.currency.code(),
                 reference: t.reference.clone(),
                 transfer_id: Some(t.transfer_id.as_uuid()),
                 counterparty: Some(t.from_account_id.as_uuid()),
+                ..line(
+                    EntryKind::TransferIn,
+                    t.amount,
+                    t.balance_after,
+                    t.currency,
+                    t.value_date,
+                )
             },
+            AccountEvent::HoldCaptured(c) => Entry {
+                reference: c.reference.clone(),
+                transfer_id: c.transfer_id.map(|t| t.as_uuid()),
+                counterparty: c.to_account_id.map(|a| a.as_uuid()),
+                ..line(
+                    EntryKind::HoldCapture,
+                    -c.amount,
+                    c.balance_after,
+                    c.currency,
+                    c.value_date,
+                )
+            },
+            AccountEvent::MovementReversed(r) => {
+                self.reversal_links.push(ReversalLink {
+                    original: r.reversed_event_id.as_uuid(),
+                    reversal: event.event_id.as_uuid(),
+                    reversed_at: event.recorded_at,
+                });
+                Entry {
+                    reference: Some(r.reason.clone()),
+                    transfer_id: r.transfer_id.map(|t| t.as_uuid()),
+                    counterparty: r.counterparty_account_id.map(|a| a.as_uuid()),
+                    reverses: Some(r.reversed_event_id.as_uuid()),
+                    ..line(
+                        EntryKind::Reversal,
+                        r.amount,
+                        r.balance_after,
+                        r.currency,
+                        r.value_date,
+                    )
+                }
+            }
             _ => return,
         };
-        if let (Some(transfer_id), Some(counterparty)) = (entry.transfer_id, entry.counterparty) {
+        let is_transfer_leg = matches!(
+            decoded,
+            AccountEvent::TransferDebited(_)
+                | AccountEvent::TransferCredited(_)
+                | AccountEvent::HoldCaptured(_)
+        );
+        if let (true, Some(transfer_id), Some(counterparty)) =
+            (is_transfer_leg, entry.transfer_id, entry.counterparty)
+        {
             let own = event.stream_id.as_uuid();
-            let outgoing = entry.kind == "TRANSFER_OUT";
+            let outgoing = entry.amount.is_sign_negative();
             let leg = Some((event.event_id.as_uuid(), event.recorded_at));
             let row = self
                 .transfers
@@ -196,7 +275,7 @@ impl Writes {
                     from: if outgoing { own } else { counterparty },
                     to: if outgoing { counterparty } else { own },
                     amount: entry.amount.abs(),
-                    currency: entry.currency.to_string(),
+                    currency: entry.currency.code().to_string(),
                     reference: entry.reference.clone(),
                     debit: None,
                     credit: None,
@@ -221,6 +300,7 @@ impl Writes {
         self.flush_accounts(tx, schema).await?;
         self.flush_history(tx, schema).await?;
         self.flush_entries(tx, schema).await?;
+        self.flush_reversal_links(tx, schema).await?;
         self.flush_transfers(tx, schema).await?;
         self.flush_alerts(tx, schema).await
     }
@@ -335,21 +415,24 @@ impl Writes {
             sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "insert into reporting.account_balances
                      (account_id, holder, currency, balance, overdraft_limit, status, version, last_hash, opened_at,
-                      updated_at, halted)
+                      updated_at, halted, held, backdated_lag_max_us)
                  select * from unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::numeric[], $6::text[],
-                                      $7::int8[], $8::bytea[], $9::timestamptz[], $10::timestamptz[], $11::bool[])")),
+                                      $7::int8[], $8::bytea[], $9::timestamptz[], $10::timestamptz[], $11::bool[],
+                                      $12::numeric[], $13::int8[])")),
             )
             .bind(new.iter().map(|a| a.account_id).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.holder.clone()).collect::<Vec<_>>())
-            .bind(new.iter().map(|a| a.currency.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.currency.code()).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.balance).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.overdraft_limit).collect::<Vec<_>>())
-            .bind(new.iter().map(|a| a.status.clone()).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.status.as_str()).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.version).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.last_hash.as_bytes().to_vec()).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.opened_at).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.updated_at).collect::<Vec<_>>())
             .bind(new.iter().map(|a| a.halted).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.held).collect::<Vec<_>>())
+            .bind(new.iter().map(|a| a.backdated_lag_max_us).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
         }
@@ -357,18 +440,22 @@ impl Writes {
             sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
                 "update reporting.account_balances a
                  set balance = u.balance, status = u.status, version = u.version, last_hash = u.last_hash,
-                     updated_at = u.updated_at, halted = u.halted
+                     updated_at = u.updated_at, halted = u.halted, held = u.held,
+                     backdated_lag_max_us = u.lag
                  from unnest($1::uuid[], $2::numeric[], $3::text[], $4::int8[], $5::bytea[], $6::timestamptz[],
-                             $7::bool[]) as u(account_id, balance, status, version, last_hash, updated_at, halted)
+                             $7::bool[], $8::numeric[], $9::int8[])
+                      as u(account_id, balance, status, version, last_hash, updated_at, halted, held, lag)
                  where a.account_id = u.account_id")),
             )
             .bind(changed.iter().map(|a| a.account_id).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.balance).collect::<Vec<_>>())
-            .bind(changed.iter().map(|a| a.status.clone()).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.status.as_str()).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.version).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.last_hash.as_bytes().to_vec()).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.updated_at).collect::<Vec<_>>())
             .bind(changed.iter().map(|a| a.halted).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.held).collect::<Vec<_>>())
+            .bind(changed.iter().map(|a| a.backdated_lag_max_us).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
         }
@@ -411,22 +498,50 @@ impl Writes {
         sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
             "insert into reporting.ledger_entries
                  (event_id, account_id, version, position, recorded_at, kind, amount, balance_after, currency,
-                  reference, transfer_id, counterparty_account_id)
+                  reference, transfer_id, counterparty_account_id, value_date, reverses_event_id)
              select * from unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::timestamptz[], $6::text[],
-                                  $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::uuid[], $12::uuid[])")),
+                                  $7::numeric[], $8::numeric[], $9::text[], $10::text[], $11::uuid[], $12::uuid[],
+                                  $13::timestamptz[], $14::uuid[])")),
         )
         .bind(rows.iter().map(|r| r.event.event_id.as_uuid()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.event.stream_id.as_uuid()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.event.stream_version).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.event.position).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.event.recorded_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.balance_after).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.currency).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.currency.code()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.reference.clone()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.transfer_id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.counterparty).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.value_date).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reverses).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks every movement reversed in this batch with its reversal (after the entries, so
+    /// an original written by the same batch is there).
+    async fn flush_reversal_links(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
+        if self.reversal_links.is_empty() {
+            return Ok(());
+        }
+        let rows = &self.reversal_links;
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
+            "update reporting.ledger_entries e
+             set reversed_by_event_id = u.reversal, reversed_at = u.reversed_at
+             from unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) as u(original, reversal, reversed_at)
+             where e.event_id = u.original")),
+        )
+        .bind(rows.iter().map(|r| r.original).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reversal).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reversed_at).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())

@@ -1,34 +1,46 @@
-//! Balances as of an instant: one account's (one index seek on `balance_history_as_of`) or
-//! every account's, keyset-paginated by account id, with per-currency totals.
+//! Balances on two time axes (DESIGN.md, "Two time axes"): the balance at value date `t`
+//! as known at booking instant `k` is the sum of the movements valued at or before `t`
+//! and booked at or before `k`,
+//!
+//! ```text
+//! B(t, k) = H(min(t, k)) + Σ backdated movements booked in (t, k] and valued ≤ t
+//! ```
+//!
+//! `H` is the running balance in booking order (`balance_history`, one index seek on
+//! `balance_history_as_of`); the correction reads `ledger_entries_backdated` over the
+//! bookings in `(t, min(k, t + lag)]`, where `lag` is the account's largest gap between a
+//! booking and its value date: bounded by the backdating window, and empty for an account
+//! never backdated. One account's balance, or every account's keyset-paginated by account
+//! id with per-currency totals.
 
 use chrono::{DateTime, Utc};
-use ledger::Currency;
+use ledger::{AccountId, Currency};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
 use uuid::Uuid;
 
-use super::{Page, QueryError, at_currency_scale, cursor::CursorKey, fetch_limit, snapshot};
+use super::{Page, QueryError, cursor::CursorKey, fetch_limit, snapshot, stored_currency};
 
-/// An account's balance as it stood at some instant.
+/// An account's balance at a value date, as known at a booking instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoricalBalance {
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     pub holder: String,
-    pub currency: String,
+    pub currency: Currency,
     pub balance: Decimal,
-    /// The account version of the last balance change at or before the instant.
+    /// The account version of the last booking counted in the running balance.
     pub version: i64,
-    /// When that change was recorded.
+    /// When that booking was recorded.
     pub last_change_at: DateTime<Utc>,
 }
 
 impl HistoricalBalance {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let currency: String = row.try_get("currency")?;
+    fn from_row(row: &PgRow) -> Result<Self, QueryError> {
+        let currency = stored_currency(row)?;
         Ok(Self {
-            account_id: row.try_get("account_id")?,
+            account_id: AccountId::from_uuid(row.try_get("account_id")?),
             holder: row.try_get("holder")?,
-            balance: at_currency_scale(row.try_get("balance")?, &currency),
+            balance: currency.display(row.try_get("balance")?),
             currency,
             version: row.try_get("version")?,
             last_change_at: row.try_get("recorded_at")?,
@@ -36,14 +48,14 @@ impl HistoricalBalance {
     }
 
     pub fn key(&self) -> AccountKey {
-        AccountKey(self.account_id)
+        AccountKey(self.account_id.as_uuid())
     }
 }
 
 /// The sum of the balances of one currency's accounts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CurrencyTotal {
-    pub currency: String,
+    pub currency: Currency,
     pub total: Decimal,
     pub accounts: i64,
 }
@@ -64,29 +76,33 @@ impl CursorKey for AccountKey {
     }
 }
 
-/// The balance of `account_id` at `as_of` (inclusive); `None` if the account did not exist yet.
-pub async fn balance_as_of(
-    pool: &PgPool,
-    account_id: Uuid,
-    as_of: DateTime<Utc>,
-) -> Result<Option<HistoricalBalance>, QueryError> {
-    // The latest change at or before `as_of`: one seek on (account_id, recorded_at desc, version desc).
-    let row = sqlx::query(
-        "select h.account_id, a.holder, a.currency, h.balance, h.version, h.recorded_at
-         from reporting.balance_history h
-         join reporting.account_balances a on a.account_id = h.account_id
-         where h.account_id = $1 and h.recorded_at <= $2
-         order by h.recorded_at desc, h.version desc
-         limit 1",
-    )
-    .bind(account_id)
-    .bind(as_of)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.as_ref().map(HistoricalBalance::from_row).transpose()?)
+/// The two instants a balance is read at: `as_of` on the value-date axis, `known_at` on
+/// the booking axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwoAxes {
+    pub as_of: DateTime<Utc>,
+    pub known_at: DateTime<Utc>,
 }
 
-/// A page of every account's balance at an instant, and the totals over all of them.
+/// The balance of `account_id` at `axes` (both inclusive); `None` if the account was not
+/// known to exist then.
+pub async fn balance_as_of(
+    pool: &PgPool,
+    account_id: AccountId,
+    axes: TwoAxes,
+) -> Result<Option<HistoricalBalance>, QueryError> {
+    let mut query = as_of_query(
+        "select a.account_id, a.holder, a.currency, h.balance + c.extra as balance, h.version, h.recorded_at",
+        axes,
+    );
+    query
+        .push(" and a.account_id = ")
+        .push_bind(account_id.as_uuid());
+    let row = query.build().fetch_optional(pool).await?;
+    row.as_ref().map(HistoricalBalance::from_row).transpose()
+}
+
+/// A page of every account's balance at two instants, and the totals over all of them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BalancesAsOf {
     pub page: Page<HistoricalBalance>,
@@ -94,11 +110,11 @@ pub struct BalancesAsOf {
     pub totals: Option<Vec<CurrencyTotal>>,
 }
 
-/// Every account that existed at `as_of`, with its balance then, by account id after
-/// `after`; `with_totals` adds the per-currency totals, read from the same snapshot.
+/// Every account known at `axes` with its balance, by account id after `after`;
+/// `with_totals` adds the per-currency totals, read from the same snapshot.
 pub async fn balances_as_of(
     pool: &PgPool,
-    as_of: DateTime<Utc>,
+    axes: TwoAxes,
     currency: Option<Currency>,
     size: usize,
     after: Option<AccountKey>,
@@ -106,10 +122,14 @@ pub async fn balances_as_of(
 ) -> Result<BalancesAsOf, QueryError> {
     let mut tx = snapshot(pool).await?;
     let mut page_query = as_of_query(
-        "select a.account_id, a.holder, a.currency, h.balance, h.version, h.recorded_at",
-        as_of,
-        currency,
+        "select a.account_id, a.holder, a.currency, h.balance + c.extra as balance, h.version, h.recorded_at",
+        axes,
     );
+    if let Some(currency) = currency {
+        page_query
+            .push(" and a.currency = ")
+            .push_bind(currency.code());
+    }
     if let Some(AccountKey(after)) = after {
         page_query.push(" and a.account_id > ").push_bind(after);
     }
@@ -123,23 +143,27 @@ pub async fn balances_as_of(
         .collect::<Result<Vec<_>, _>>()?;
     let totals = if with_totals {
         let mut totals_query = as_of_query(
-            "select a.currency, sum(h.balance) as total, count(*) as accounts",
-            as_of,
-            currency,
+            "select a.currency, sum(h.balance + c.extra) as total, count(*) as accounts",
+            axes,
         );
+        if let Some(currency) = currency {
+            totals_query
+                .push(" and a.currency = ")
+                .push_bind(currency.code());
+        }
         totals_query.push(" group by a.currency order by a.currency");
         let rows = totals_query.build().fetch_all(&mut *tx).await?;
         let totals = rows
             .iter()
             .map(|row| {
-                let currency: String = row.try_get("currency")?;
+                let currency = stored_currency(row)?;
                 Ok(CurrencyTotal {
-                    total: at_currency_scale(row.try_get("total")?, &currency),
+                    total: currency.display(row.try_get("total")?),
                     currency,
                     accounts: row.try_get("accounts")?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, QueryError>>()?;
         Some(totals)
     } else {
         None
@@ -151,13 +175,11 @@ pub async fn balances_as_of(
     })
 }
 
-/// `select ...` over every account with its latest balance change at or before `as_of`
-/// (accounts opened later have none and drop out), optionally of one currency.
-fn as_of_query(
-    select: &str,
-    as_of: DateTime<Utc>,
-    currency: Option<Currency>,
-) -> QueryBuilder<Postgres> {
+/// `select ... where true` over every account known at `axes.known_at` that existed at
+/// `axes.as_of`: `h` its running balance at `min(as_of, known_at)`, `c.extra` the
+/// backdated movements booked after `as_of` (up to `known_at`) and valued at or before it.
+fn as_of_query(select: &str, axes: TwoAxes) -> QueryBuilder<Postgres> {
+    let booked = axes.as_of.min(axes.known_at);
     let mut query = QueryBuilder::new(select);
     query
         .push(
@@ -167,15 +189,24 @@ fn as_of_query(
                   from reporting.balance_history
                   where account_id = a.account_id and recorded_at <= ",
         )
-        .push_bind(as_of)
+        .push_bind(booked)
         .push(
             " order by recorded_at desc, version desc
                   limit 1
               ) h
-              where true",
-        );
-    if let Some(currency) = currency {
-        query.push(" and a.currency = ").push_bind(currency.code());
-    }
+              cross join lateral (
+                  select coalesce(sum(e.amount), 0) as extra
+                  from reporting.ledger_entries e
+                  where e.account_id = a.account_id and e.value_date < e.recorded_at
+                    and e.recorded_at > ",
+        )
+        .push_bind(axes.as_of)
+        .push(" and e.recorded_at <= least(")
+        .push_bind(axes.known_at)
+        .push(", ")
+        .push_bind(axes.as_of)
+        .push(" + a.backdated_lag_max_us * interval '1 microsecond') and e.value_date <= ")
+        .push_bind(axes.as_of)
+        .push(") c where true");
     query
 }

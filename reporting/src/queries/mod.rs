@@ -15,12 +15,12 @@ mod status;
 
 use ledger::{Currency, ErrorCode};
 use platform::ApiError;
-use rust_decimal::Decimal;
 
 pub use access::{AccessKey, AccessLogEntry, AccessLogFilter, access_log};
 pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
 pub use balances::{
-    AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, balance_as_of, balances_as_of,
+    AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, TwoAxes, balance_as_of,
+    balances_as_of,
 };
 pub use consistency::{POSITION_POLL_INTERVAL, Position, wait_for_position};
 pub use statement::{EntryKey, EntryKind, Statement, StatementEntry, statement};
@@ -49,6 +49,17 @@ pub enum QueryError {
     Stale {
         wanted: i64,
         checkpoint: Option<i64>,
+        waited_ms: u128,
+    },
+    /// Not every event booked at or before `as_known_at` is applied yet.
+    #[error(
+        "not every booking up to asKnownAt {} is projected yet (waited {waited_ms} ms; complete through {}); retry shortly",
+        as_known_at.to_rfc3339(),
+        booked_through.map_or_else(|| "an instant the relay has not announced yet".to_string(), |t| t.to_rfc3339())
+    )]
+    NotYetKnown {
+        as_known_at: chrono::DateTime<chrono::Utc>,
+        booked_through: Option<chrono::DateTime<chrono::Utc>>,
         waited_ms: u128,
     },
     /// PostgreSQL cannot be reached.
@@ -84,7 +95,7 @@ impl QueryError {
         match self {
             Self::Invalid { .. } => ErrorCode::Validation,
             Self::AccountNotFound(_) => ErrorCode::AccountNotFound,
-            Self::Stale { .. } => ErrorCode::StaleRead,
+            Self::Stale { .. } | Self::NotYetKnown { .. } => ErrorCode::StaleRead,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Database(_) | Self::Invariant(_) => ErrorCode::Internal,
         }
@@ -131,6 +142,9 @@ impl From<QueryError> for ApiError {
             }
             QueryError::Stale { .. } => {
                 ApiError::new(error.code(), error.to_string()).at("atLeast")
+            }
+            QueryError::NotYetKnown { .. } => {
+                ApiError::new(error.code(), error.to_string()).at("asKnownAt")
             }
         }
     }
@@ -195,18 +209,13 @@ pub fn parse_filter_text(field: &str, value: &str) -> Result<String, QueryError>
     Ok(value.to_string())
 }
 
-/// `value` shown at the scale of the currency `code` (`100` USD as `100.00`). PostgreSQL
-/// may hand a zero back without its scale, so every amount read goes through here.
-pub fn at_currency_scale(value: Decimal, code: &str) -> Decimal {
-    match Currency::parse(code) {
-        Ok(currency) => currency.display(value),
-        Err(_) => value,
-    }
-}
-
-/// Zero at the scale of the currency `code`.
-fn zero_in(code: &str) -> Decimal {
-    at_currency_scale(Decimal::ZERO, code)
+/// The `currency` column of a read-model row, typed. PostgreSQL may hand a zero back
+/// without its scale, so every amount read is shown through [`Currency::display`].
+fn stored_currency(row: &sqlx::postgres::PgRow) -> Result<Currency, QueryError> {
+    use sqlx::Row;
+    let code: String = row.try_get("currency")?;
+    Currency::parse(&code)
+        .map_err(|e| QueryError::Invariant(format!("a read model holds currency {code:?}: {e}")))
 }
 
 /// Opens a read-only snapshot, so that every read of one answer sees the same state.
@@ -232,19 +241,6 @@ mod tests {
         };
         assert_eq!(error.code(), ErrorCode::Validation);
         assert!(error.to_string().starts_with("first: "), "{error}");
-    }
-
-    #[test]
-    fn amounts_are_shown_at_the_currency_scale() {
-        assert_eq!(
-            at_currency_scale(Decimal::new(100, 0), "USD").to_string(),
-            "100.00"
-        );
-        assert_eq!(
-            at_currency_scale(Decimal::new(100, 0), "JPY").to_string(),
-            "100"
-        );
-        assert_eq!(zero_in("BHD").to_string(), "0.000");
     }
 
     #[test]
