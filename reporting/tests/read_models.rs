@@ -889,4 +889,23 @@ async fn balances_and_statements_read_on_two_axes_and_a_past_answer_stays_put() 
             .await
             .expect("held");
     assert!(held.is_zero(), "the capture settled the whole hold: {held}");
+
+    // Opened in April, with money that moved for it on 31 March.
+    let (late, late_opened) = ledger.open("USD", on(4, 2, 12, 0));
+    let valued_in_march = ledger.deposit_valued(late, "7.00", on(4, 2, 12, 5), on(3, 31, 9, 0));
+    db.apply([late_opened, valued_in_march.clone()]).await;
+    let late_balance = balance_as_of(&db.pool, late, at(month_end, now))
+        .await
+        .expect("query")
+        .expect("money valued in March");
+    assert_eq!(late_balance.balance.to_string(), "7.00");
+    assert_eq!(late_balance.version, 2, "the last booking counted");
+    assert_eq!(late_balance.last_change_at, valued_in_march.recorded_at);
+    assert_eq!(
+        balance_as_of(&db.pool, late, at(month_end, known_before))
+            .await
+            .expect("query"),
+        None,
+        "unknown before it was opened"
+    );
 }

@@ -151,8 +151,7 @@ pub fn decide_capture(
         }
         None => None,
     };
-    let on: Vec<&Account> = std::iter::once(source).chain(destination).collect();
-    let value_date = booking.value_date(capture.value_date, &on)?;
+    let value_date = booking.value_date(capture.value_date)?;
     events.push((
         source.id,
         AccountEvent::HoldCaptured(HoldCaptured {

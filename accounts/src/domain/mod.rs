@@ -137,19 +137,16 @@ impl Booking {
         }
     }
 
-    /// The value date of a movement on `accounts`: `requested`, checked, or the booking
-    /// instant. It lies within the backdating window, not before any of the accounts was
-    /// opened, not in the future, and after the last closed period.
+    /// The value date of a movement: `requested`, checked, or the booking instant. It lies
+    /// within the backdating window, not in the future, and after the last closed period.
+    /// (It may precede the account's opening: money that moved before the account was
+    /// opened in Folio belongs to the day it moved.)
     pub fn value_date(
         &self,
         requested: Option<DateTime<Utc>>,
-        accounts: &[&Account],
     ) -> Result<DateTime<Utc>, DomainError> {
         let value_date = requested.unwrap_or(self.at);
-        let earliest = accounts
-            .iter()
-            .map(|a| a.opened_at)
-            .fold(self.at - self.backdate_max, DateTime::max);
+        let earliest = self.at - self.backdate_max;
         if value_date > self.at || value_date < earliest {
             return Err(DomainError::ValueDateOutOfRange {
                 value_date,
@@ -339,7 +336,7 @@ pub enum DomainError {
     #[error("movement {0} has already been reversed")]
     AlreadyReversed(EventId),
     #[error(
-        "{value_date} is outside the value dates accepted now: from {earliest} (the backdating window, or the account's opening) to {latest} (the booking instant)"
+        "{value_date} is outside the value dates accepted now: from {earliest} (the backdating window) to {latest} (the booking instant)"
     )]
     ValueDateOutOfRange {
         value_date: DateTime<Utc>,
@@ -466,10 +463,9 @@ pub fn still_valid_at(
             .is_some_and(|h| h.is_active_at(booking.at))
     };
     events.iter().all(|(id, event)| {
-        let on: Vec<&Account> = accounts.get(id).into_iter().collect();
         event
             .value_date()
-            .is_none_or(|v| booking.value_date(Some(v), &on).is_ok())
+            .is_none_or(|v| booking.value_date(Some(v)).is_ok())
             && match event {
                 AccountEvent::HoldPlaced(p) => p.expires_at.is_none_or(|e| e > booking.at),
                 AccountEvent::HoldCaptured(c) => hold_active(id, &c.hold_id),

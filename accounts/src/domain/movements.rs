@@ -18,7 +18,7 @@ pub(super) fn deposit(
 ) -> Result<AccountEvent, DomainError> {
     ensure_takes_credits(account)?;
     let money = money_for(account, deposit.amount)?;
-    let value_date = booking.value_date(deposit.value_date, &[account])?;
+    let value_date = booking.value_date(deposit.value_date)?;
     Ok(AccountEvent::MoneyDeposited(Movement {
         amount: money.amount(),
         currency: account.currency,
@@ -36,7 +36,7 @@ pub(super) fn withdraw(
     ensure_takes_debits(account)?;
     let money = money_for(account, withdraw.amount)?;
     ensure_covers(account, money.amount(), booking.at)?;
-    let value_date = booking.value_date(withdraw.value_date, &[account])?;
+    let value_date = booking.value_date(withdraw.value_date)?;
     Ok(AccountEvent::MoneyWithdrawn(Movement {
         amount: money.amount(),
         currency: account.currency,
@@ -69,7 +69,7 @@ pub fn decide_transfer(
     }
     let money = money_for(from, transfer.amount)?;
     ensure_covers(from, money.amount(), booking.at)?;
-    let value_date = booking.value_date(transfer.value_date, &[from, to])?;
+    let value_date = booking.value_date(transfer.value_date)?;
     let reference = text::optional(&transfer.reference);
     let debit = TransferDebited {
         transfer_id: transfer.transfer_id,

@@ -230,7 +230,7 @@ pub fn decide_reversal(
                 amount: leg.signed,
                 currency: leg.account.currency,
                 balance_after: leg.account.balance + leg.signed,
-                value_date: booking.value_date(None, &[leg.account])?,
+                value_date: booking.value_date(None)?,
                 transfer_id,
                 counterparty_account_id: leg.counterparty,
                 reason: reverse.reason.as_str().to_string(),

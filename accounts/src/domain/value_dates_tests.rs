@@ -52,24 +52,18 @@ fn rejects_a_value_date_before_the_window() {
 }
 
 #[test]
-fn rejects_a_value_date_before_the_account_was_opened() {
+fn a_value_date_may_precede_the_accounts_opening_in_folio() {
     let opened_yesterday = History::opened("USD");
     let mut state = opened_yesterday.state().expect("opened");
     state.opened_at = at() - Duration::days(1);
-    let two_days_ago = at() - Duration::days(2);
-    let refused = super::decide(
+    let last_month = at() - Duration::days(30);
+    let events = super::decide(
         Some(&state),
-        &deposit_valued(state.id, "10", two_days_ago),
+        &deposit_valued(state.id, "10", last_month),
         &booking(),
-    );
-    assert_eq!(
-        refused,
-        Err(DomainError::ValueDateOutOfRange {
-            value_date: two_days_ago,
-            earliest: state.opened_at,
-            latest: at(),
-        })
-    );
+    )
+    .expect("money that moved before the account was opened here");
+    assert_eq!(events[0].value_date(), Some(last_month));
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub struct HistoricalBalance {
     pub as_of: DateTime,
     /// The booking instant the answer is as known at (now when not asked for).
     pub as_known_at: DateTime,
-    /// The account version of the last booking counted in the running balance.
+    /// The account version of the last booking counted in the balance.
     pub version: i64,
     /// When that booking was recorded.
     pub last_change_at: DateTime,

@@ -28,7 +28,7 @@ pub struct HistoricalBalance {
     pub holder: String,
     pub currency: Currency,
     pub balance: Decimal,
-    /// The account version of the last booking counted in the running balance.
+    /// The account version of the last booking counted in the balance.
     pub version: i64,
     /// When that booking was recorded.
     pub last_change_at: DateTime<Utc>,
@@ -91,10 +91,7 @@ pub async fn balance_as_of(
     account_id: AccountId,
     axes: TwoAxes,
 ) -> Result<Option<HistoricalBalance>, QueryError> {
-    let mut query = as_of_query(
-        "select a.account_id, a.holder, a.currency, h.balance + c.extra as balance, h.version, h.recorded_at",
-        axes,
-    );
+    let mut query = as_of_query(BALANCE_COLUMNS, axes);
     query
         .push(" and a.account_id = ")
         .push_bind(account_id.as_uuid());
@@ -121,10 +118,7 @@ pub async fn balances_as_of(
     with_totals: bool,
 ) -> Result<BalancesAsOf, QueryError> {
     let mut tx = snapshot(pool).await?;
-    let mut page_query = as_of_query(
-        "select a.account_id, a.holder, a.currency, h.balance + c.extra as balance, h.version, h.recorded_at",
-        axes,
-    );
+    let mut page_query = as_of_query(BALANCE_COLUMNS, axes);
     if let Some(currency) = currency {
         page_query
             .push(" and a.currency = ")
@@ -143,7 +137,7 @@ pub async fn balances_as_of(
         .collect::<Result<Vec<_>, _>>()?;
     let totals = if with_totals {
         let mut totals_query = as_of_query(
-            "select a.currency, sum(h.balance + c.extra) as total, count(*) as accounts",
+            "select a.currency, sum(coalesce(h.balance, 0) + c.extra) as total, count(*) as accounts",
             axes,
         );
         if let Some(currency) = currency {
@@ -175,16 +169,24 @@ pub async fn balances_as_of(
     })
 }
 
-/// `select ... where true` over every account known at `axes.known_at` that existed at
-/// `axes.as_of`: `h` its running balance at `min(as_of, known_at)`, `c.extra` the
-/// backdated movements booked after `as_of` (up to `known_at`) and valued at or before it.
+/// A balance row: the running balance plus the backdated correction, and the last booking
+/// counted in either.
+const BALANCE_COLUMNS: &str = "select a.account_id, a.holder, a.currency,
+        coalesce(h.balance, 0) + c.extra as balance,
+        greatest(h.version, c.version) as version,
+        greatest(h.recorded_at, c.recorded_at) as recorded_at";
+
+/// `select ... where true` over every account with a balance at `axes`: `h` its running
+/// balance at `min(as_of, known_at)` (none before it was opened), `c.extra` the backdated
+/// movements booked after `as_of` (up to `known_at`) and valued at or before it (which may
+/// precede the account's opening in Folio). An account with neither is not listed.
 fn as_of_query(select: &str, axes: TwoAxes) -> QueryBuilder<Postgres> {
     let booked = axes.as_of.min(axes.known_at);
     let mut query = QueryBuilder::new(select);
     query
         .push(
             " from reporting.account_balances a
-              cross join lateral (
+              left join lateral (
                   select balance, version, recorded_at
                   from reporting.balance_history
                   where account_id = a.account_id and recorded_at <= ",
@@ -193,9 +195,10 @@ fn as_of_query(select: &str, axes: TwoAxes) -> QueryBuilder<Postgres> {
         .push(
             " order by recorded_at desc, version desc
                   limit 1
-              ) h
+              ) h on true
               cross join lateral (
-                  select coalesce(sum(e.amount), 0) as extra
+                  select coalesce(sum(e.amount), 0) as extra, count(*) as counted,
+                         max(e.version) as version, max(e.recorded_at) as recorded_at
                   from reporting.ledger_entries e
                   where e.account_id = a.account_id and e.value_date < e.recorded_at
                     and e.recorded_at > ",
@@ -207,6 +210,6 @@ fn as_of_query(select: &str, axes: TwoAxes) -> QueryBuilder<Postgres> {
         .push_bind(axes.as_of)
         .push(" + a.backdated_lag_max_us * interval '1 microsecond') and e.value_date <= ")
         .push_bind(axes.as_of)
-        .push(") c where true");
+        .push(") c where (h.version is not null or c.counted > 0)");
     query
 }
