@@ -131,7 +131,13 @@ pub struct Reverse {
 impl Reverse {
     /// The accounts the reversal writes to.
     pub fn accounts(&self) -> Vec<AccountId> {
-        match &self.movement {
+        Self::accounts_of(&self.movement)
+    }
+
+    /// The accounts a reversal of `movement` writes to: its account, or the transfer's
+    /// source and destination.
+    pub fn accounts_of(movement: &ReversedMovement) -> Vec<AccountId> {
+        match movement {
             ReversedMovement::Single { account_id, .. } => vec![*account_id],
             ReversedMovement::Transfer { from, to, .. } => vec![*from, *to],
         }

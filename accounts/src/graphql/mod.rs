@@ -218,11 +218,19 @@ impl AccountsMutation {
         } else {
             "eventId"
         };
-        let fields = InputFields::of(INPUT).named(Subject::Movement, movement_field);
+        let fields = InputFields::of(INPUT)
+            .named(Subject::Movement, movement_field)
+            .named(Subject::Amount, movement_field);
         let parsed = input.parse(INPUT)?;
         let movement = find_movement(service(ctx)?.store(), parsed.command.target)
             .await
             .map_err(|e| command_error(e, &fields))?;
+        // A refusal about one of the accounts (frozen, funds gone) is about the movement named.
+        let fields = Reverse::accounts_of(&movement)
+            .into_iter()
+            .fold(fields, |f, id| {
+                f.account(Some(Uuid(id.as_uuid())), movement_field)
+            });
         let parsed = parsed.map(|request| {
             ReverseCommand(Reverse {
                 reversal_id: request.reversal_id,
