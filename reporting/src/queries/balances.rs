@@ -99,6 +99,23 @@ pub async fn balance_as_of(
     row.as_ref().map(HistoricalBalance::from_row).transpose()
 }
 
+/// How PostgreSQL runs [`balance_as_of`] for these arguments: `EXPLAIN (ANALYZE, BUFFERS,
+/// FORMAT JSON)` of the very statement, for measuring that it stays one index seek (plus
+/// the bounded backdated range) at any store size (docs/benchmarks.md).
+pub async fn explain_balance_as_of(
+    pool: &PgPool,
+    account_id: AccountId,
+    axes: TwoAxes,
+) -> Result<serde_json::Value, QueryError> {
+    let select = format!("explain (analyze, buffers, format json) {BALANCE_COLUMNS}");
+    let mut query = as_of_query(&select, axes);
+    query
+        .push(" and a.account_id = ")
+        .push_bind(account_id.as_uuid());
+    let plan: serde_json::Value = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(plan)
+}
+
 /// A page of every account's balance at two instants, and the totals over all of them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BalancesAsOf {

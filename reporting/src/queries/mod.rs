@@ -20,7 +20,7 @@ pub use access::{AccessKey, AccessLogEntry, AccessLogFilter, access_log};
 pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
 pub use balances::{
     AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, TwoAxes, balance_as_of,
-    balances_as_of,
+    balances_as_of, explain_balance_as_of,
 };
 pub use consistency::{POSITION_POLL_INTERVAL, Position, wait_for_position};
 pub use statement::{EntryKey, EntryKind, Statement, StatementEntry, statement};
