@@ -37,16 +37,20 @@ fn base() -> DateTime<Utc> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (pool, _) = platform::testing::fresh_pool(vec![(reporting::migrator(), reporting::SCHEMA)]).await;
-    println!("| events in store | movements per account | Folio median | Folio p99 | Folio buffers | sum of movements median | p99 | buffers |");
+    let (pool, _) =
+        platform::testing::fresh_pool(vec![(reporting::migrator(), reporting::SCHEMA)]).await;
+    println!(
+        "| events in store | movements per account | Folio median | Folio p99 | Folio buffers | sum of movements median | p99 | buffers |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for per_account in MOVEMENTS_PER_ACCOUNT {
         seed(&pool, per_account).await;
-        let accounts: Vec<uuid::Uuid> =
-            sqlx::query_scalar("select account_id from reporting.account_balances order by account_id")
-                .fetch_all(&pool)
-                .await
-                .expect("accounts");
+        let accounts: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "select account_id from reporting.account_balances order by account_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("accounts");
         let questions: Vec<(AccountId, TwoAxes)> = (0..SAMPLES)
             .map(|_| {
                 let account = AccountId::from_uuid(accounts[fastrand::usize(..accounts.len())]);
@@ -161,7 +165,8 @@ async fn seed(pool: &PgPool, per_account: i64) {
 /// Shared buffers (hit + read) the plan's root node touched.
 fn buffers(plan: &Value) -> i64 {
     let root = &plan[0]["Plan"];
-    root["Shared Hit Blocks"].as_i64().unwrap_or(0) + root["Shared Read Blocks"].as_i64().unwrap_or(0)
+    root["Shared Hit Blocks"].as_i64().unwrap_or(0)
+        + root["Shared Read Blocks"].as_i64().unwrap_or(0)
 }
 
 fn percentile(samples: &mut [Duration], p: usize) -> Duration {

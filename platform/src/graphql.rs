@@ -30,6 +30,7 @@ use ledger::ErrorCode;
 use serde_json::{Value, json};
 
 use crate::{
+    Capability,
     auth::{Authenticated, Principal, Role},
     document,
     input_check::InputSchema,
@@ -167,25 +168,22 @@ impl RequestContext {
     }
 }
 
-/// Lets a field run only for callers holding one of `roles`; others get FORBIDDEN.
+/// Lets a field run only for callers holding `capability` ([`crate::policy`]); others get
+/// FORBIDDEN.
 pub struct RoleGuard {
-    roles: &'static [Role],
+    capability: Capability,
 }
 
 impl RoleGuard {
-    pub const fn new(roles: &'static [Role]) -> Self {
-        Self { roles }
+    pub const fn new(capability: Capability) -> Self {
+        Self { capability }
     }
 }
 
 impl Guard for RoleGuard {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         let request = RequestContext::of(ctx)?;
-        if request.principal.has_any(self.roles) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(self.roles).into())
-        }
+        Ok(self.capability.check(&request.principal)?)
     }
 }
 

@@ -10,11 +10,13 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod document;
+pub mod enums;
 pub mod graphql;
 pub mod http;
 pub mod input_check;
 pub mod json;
 pub mod messaging;
+pub mod policy;
 pub mod scalars;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -22,3 +24,4 @@ pub mod testing;
 
 pub use auth::{Principal, Role, TokenKeys};
 pub use graphql::{ApiError, RequestContext};
+pub use policy::Capability;

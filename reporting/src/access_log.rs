@@ -24,6 +24,7 @@ pub const ACCESS_LOG_QUEUE_MAX: usize = 4_096;
 
 /// The names queries are recorded under.
 pub mod query_names {
+    pub const ACCOUNTS: &str = "accounts";
     pub const BALANCE_AS_OF: &str = "balanceAsOf";
     pub const BALANCES_AS_OF: &str = "balancesAsOf";
     pub const STATEMENT: &str = "statement";
@@ -31,6 +32,8 @@ pub mod query_names {
     pub const ACCESS_LOG: &str = "accessLog";
     pub const BALANCES_CSV: &str = "balances.csv";
     pub const AUDIT_CSV: &str = "audit.csv";
+    pub const STATEMENT_CSV: &str = "statement.csv";
+    pub const ACCESS_CSV: &str = "access.csv";
 }
 
 /// One access, as it is recorded.

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod consumer;
+pub mod gate;
 pub mod graphql;
 pub mod model;
 pub mod projection;

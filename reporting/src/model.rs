@@ -71,36 +71,9 @@ impl fmt::Display for EntryKind {
     }
 }
 
-/// Where an account stands, as the projection records it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AccountStatus {
-    Open,
-    Frozen,
-    Closed,
-}
-
-impl AccountStatus {
-    pub const ALL: [Self; 3] = [Self::Open, Self::Frozen, Self::Closed];
-
-    /// As stored in `account_balances.status`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Open => "OPEN",
-            Self::Frozen => "FROZEN",
-            Self::Closed => "CLOSED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl fmt::Display for AccountStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where an account stands: the one enum the projection stores, the queries read and
+/// GraphQL shows (shared with the accounts service's schema).
+pub use platform::enums::AccountStatus;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,10 @@ use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use axum::Extension;
 use platform::Role;
-use reporting::reports::{AUDIT_HEADER, BALANCES_HEADER, REPORT_BATCH_ROWS, balances_report};
+use reporting::reports::{
+    ACCESS_HEADER, AUDIT_HEADER, BALANCES_HEADER, REPORT_BATCH_ROWS, STATEMENT_HEADER,
+    balances_report,
+};
 use serde_json::Value;
 use support::{
     HttpResponse, TestApi, at, context, distinct, http_get, ledger, parse_csv, token, token_keys,
@@ -92,9 +95,22 @@ async fn balances_csv_lists_every_account_as_of_an_instant_under_a_header_row() 
     );
     let rows = parse_csv(&response.body);
     assert_eq!(rows[0], header_fields(BALANCES_HEADER));
-    let body_rows = &rows[1..];
+    let (body_rows, totals): (Vec<_>, Vec<_>) = rows[1..].iter().partition(|r| !r[0].is_empty());
     assert_eq!(body_rows.len(), 3);
-    for row in body_rows {
+    let totals: Vec<(&str, &str, &str)> = totals
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str()))
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            ("Total EUR (1 account)", "EUR", "20.50"),
+            ("Total JPY (1 account)", "JPY", "1500"),
+            ("Total USD (1 account)", "USD", "20.50"),
+        ],
+        "one total row per currency, after the accounts"
+    );
+    for row in &body_rows {
         let id: Uuid = row[0].parse().expect("an account id");
         let (currency, balance, version) = &expected[&id];
         assert!(row[1].starts_with("Holder "), "{row:?}");
@@ -117,15 +133,43 @@ async fn balances_csv_lists_every_account_as_of_an_instant_under_a_header_row() 
     .await;
     assert_eq!(euros.status, 200, "{}", euros.body);
     let euro_rows = parse_csv(&euros.body);
-    assert_eq!(euro_rows.len(), 2, "the header and the one EUR account");
+    assert_eq!(
+        euro_rows.len(),
+        3,
+        "the header, the one EUR account and its total"
+    );
     assert_eq!(euro_rows[1][2], "EUR");
+
+    // A day read in a time zone: its end there, 2026-03-02T22:59:59.999999Z in Madrid;
+    // every withdrawal at 12:00Z counts. And a byte-order mark for Excel.
+    let madrid = http_get(
+        addr,
+        "/reports/balances.csv?asOf=2026-03-02&tz=Europe/Madrid&bom=true",
+        Some(&token("finn", &[Role::Auditor])),
+    )
+    .await;
+    assert_eq!(madrid.status, 200, "{}", madrid.body);
+    assert!(
+        madrid.body.starts_with('\u{feff}'),
+        "a UTF-8 byte-order mark first"
+    );
+    assert_eq!(
+        madrid.header("content-disposition"),
+        Some("attachment; filename=\"balances-as-of-20260302T225959Z.csv\"")
+    );
+    let madrid_rows = parse_csv(madrid.body.trim_start_matches('\u{feff}'));
+    let usd = madrid_rows
+        .iter()
+        .find(|r| r[2] == "USD" && !r[0].is_empty())
+        .expect("the USD account");
+    assert_eq!(usd[3], "19.50", "after the withdrawal at noon UTC");
 
     let logged: Vec<(String, Value, Option<String>)> =
         sqlx::query_as("select actor, arguments, client_addr from reporting.access_log where query = 'balances.csv' order by id")
             .fetch_all(&api.db.pool)
             .await
             .expect("access log");
-    assert_eq!(logged.len(), 2, "one row per download");
+    assert_eq!(logged.len(), 3, "one row per download");
     assert_eq!(logged[0].0, "finn");
     assert_eq!(
         logged[0].1["asOf"],
@@ -189,24 +233,39 @@ async fn audit_csv_filters_events_and_quotes_their_json_payloads() {
                 .recorded_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
         );
-        assert_eq!(row[2], a.as_uuid().to_string());
-        assert_eq!(row[3], event.event_type);
-        assert_eq!(row[4], event.stream_version.to_string());
+        assert_eq!(row[2], event.event_id.to_string());
+        assert_eq!(row[3], a.as_uuid().to_string());
+        assert_eq!(row[4], event.event_type);
+        assert_eq!(row[5], event.event_version.to_string());
+        assert_eq!(row[6], event.stream_version.to_string());
         assert_eq!(
-            Some(row[7].as_str()),
+            Some(row[9].as_str()),
             event.metadata["idempotencyKey"].as_str()
         );
-        let payload: Value = serde_json::from_str(&row[8]).expect("the payload column is JSON");
+        let payload: Value = serde_json::from_str(&row[12]).expect("the payload column is JSON");
         assert_eq!(payload, event.payload);
-        assert_eq!(row[9], event.hash.to_hex());
+        assert_eq!(row[13], event.hash.to_hex());
+        assert_eq!(
+            row[14],
+            event.prev_hash.map(|h| h.to_hex()).unwrap_or_default()
+        );
     }
+    let amounts: Vec<(&str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[10].as_str(), r[11].as_str()))
+        .collect();
     assert_eq!(
-        rows[1][5], "'=cmd|' /C calc'!A0",
+        amounts,
+        vec![("", ""), ("75.00", "USD"), ("-25.00", "USD")],
+        "the amount as it moved the balance, in a column of its own"
+    );
+    assert_eq!(
+        rows[1][7], "'=cmd|' /C calc'!A0",
         "a formula-like actor is defused"
     );
-    assert_eq!(rows[2][5], "teller-2");
+    assert_eq!(rows[2][7], "teller-2");
     assert_eq!(
-        rows[2][6], "corr,with,commas",
+        rows[2][8], "corr,with,commas",
         "a field with commas survives quoting"
     );
 
@@ -246,7 +305,11 @@ async fn audit_csv_filters_events_and_quotes_their_json_payloads() {
 async fn reports_need_a_token_and_a_reporting_role() {
     let api = TestApi::new().await;
     let addr = serve(&api).await;
-    for path in ["/reports/balances.csv", "/reports/audit.csv"] {
+    for path in [
+        "/reports/balances.csv",
+        "/reports/audit.csv",
+        "/reports/access.csv",
+    ] {
         let anonymous = http_get(addr, path, None).await;
         assert_eq!(anonymous.status, 401, "{path}");
         assert_eq!(error_body(&anonymous).0, "UNAUTHENTICATED");
@@ -257,9 +320,20 @@ async fn reports_need_a_token_and_a_reporting_role() {
         assert_eq!(code, "FORBIDDEN");
         assert!(message.contains("auditor"), "{message}");
 
+        let auditor = http_get(addr, path, Some(&token("ida", &[Role::Auditor]))).await;
+        assert_eq!(auditor.status, 200, "{path}: {}", auditor.body);
+    }
+    for path in ["/reports/balances.csv", "/reports/audit.csv"] {
         let supervisor = http_get(addr, path, Some(&token("sam", &[Role::Supervisor]))).await;
         assert_eq!(supervisor.status, 200, "{path}: {}", supervisor.body);
     }
+    let teller = http_get(
+        addr,
+        "/reports/access.csv",
+        Some(&token("ted", &[Role::Teller])),
+    )
+    .await;
+    assert_eq!(teller.status, 403, "the access log is for auditors");
     let refused: i64 =
         sqlx::query_scalar("select count(*) from reporting.access_log where actor = 'visitor'")
             .fetch_one(&api.db.pool)
@@ -288,7 +362,18 @@ async fn bad_parameters_are_refused_with_400_naming_them() {
             "/reports/audit.csv?from=2026-03-03T00:00:00Z&to=2026-03-02T00:00:00Z",
             "from: ",
         ),
-        ("/reports/audit.csv?to=2026-03-02", "to: "),
+        ("/reports/audit.csv?to=2026-03-32", "to: "),
+        ("/reports/balances.csv?tz=Mars/Olympus", "tz: "),
+        ("/reports/balances.csv?bom=yes", "bom: "),
+        (
+            "/reports/statement.csv?from=2026-03-01&to=2026-03-31",
+            "accountId: ",
+        ),
+        (
+            "/reports/statement.csv?accountId=01a22a9e-de5e-74d5-acfe-d8c3237cd236&to=2026-03-31",
+            "from: ",
+        ),
+        ("/reports/access.csv?from=soon", "from: "),
     ];
     for (path, prefix) in cases {
         let response = http_get(addr, path, Some(&auditor)).await;
@@ -328,8 +413,12 @@ async fn a_report_streams_across_batches_and_says_when_it_was_truncated() {
         "streamed, not buffered"
     );
     let rows = parse_csv(&whole.body);
-    assert_eq!(rows.len(), 1 + accounts, "every account, across batches");
-    let ids: Vec<&String> = rows[1..].iter().map(|r| &r[0]).collect();
+    assert_eq!(
+        rows.len(),
+        1 + accounts + 1,
+        "every account, across batches, and the total"
+    );
+    let ids: Vec<&String> = rows[1..=accounts].iter().map(|r| &r[0]).collect();
     distinct(&ids);
     assert!(
         !whole.body.contains('#'),
@@ -346,8 +435,17 @@ async fn a_report_streams_across_batches_and_says_when_it_was_truncated() {
             .expect("the body");
         let text = String::from_utf8(bytes.to_vec()).expect("UTF-8");
         let lines: Vec<&str> = text.split_terminator("\r\n").collect();
-        let data_lines = lines.iter().skip(1).filter(|l| !l.starts_with('#')).count();
-        assert_eq!(data_lines, rows_max, "at most {rows_max} rows");
+        let account_lines = lines
+            .iter()
+            .skip(1)
+            .filter(|l| !l.starts_with('#') && !l.starts_with(','))
+            .count();
+        assert_eq!(account_lines, rows_max, "at most {rows_max} rows");
+        assert_eq!(
+            lines.iter().any(|l| l.starts_with(",Total USD")),
+            !truncated,
+            "the total closes a complete report only"
+        );
         let last = lines.last().copied().unwrap_or("");
         assert_eq!(
             last.starts_with(&format!(
@@ -357,4 +455,107 @@ async fn a_report_streams_across_batches_and_says_when_it_was_truncated() {
             "{rows_max}: last line {last:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn statement_csv_runs_from_the_opening_to_the_closing_balance() {
+    let api = TestApi::new().await;
+    let mut ledger = ledger();
+    let (a, opened_a) = ledger.open("EUR", at(8, 0, 0));
+    let (b, opened_b) = ledger.open("EUR", at(8, 0, 0));
+    let before = ledger.deposit(a, "100.00", at(9, 0, 0));
+    let in_range = ledger.deposit(a, "40.00", at(10, 0, 0));
+    let (debit, credit) = ledger.transfer(a, b, "15.50", at(11, 0, 0));
+    let reversal = ledger.reverse_deposit(a, &in_range, "40.00", at(12, 0, 0));
+    let after = ledger.withdraw(a, "1.00", at(14, 0, 0));
+    api.db
+        .apply([
+            opened_a,
+            opened_b,
+            before,
+            in_range.clone(),
+            debit.clone(),
+            credit,
+            reversal.clone(),
+            after,
+        ])
+        .await;
+    let addr = serve(&api).await;
+    let path = format!(
+        "/reports/statement.csv?accountId={}&from=2026-03-02T09:30:00Z&to=2026-03-02T13:00:00Z",
+        a.as_uuid()
+    );
+    let response = http_get(addr, &path, Some(&token("fran", &[Role::Teller]))).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let rows = parse_csv(&response.body);
+    assert_eq!(rows[0], header_fields(STATEMENT_HEADER));
+    let lines: Vec<(&str, &str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[2].as_str(), r[3].as_str(), r[4].as_str(), r[5].as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("OPENING_BALANCE", "", "EUR", "100.00"),
+            ("DEPOSIT", "40.00", "EUR", "140.00"),
+            ("TRANSFER_OUT", "-15.50", "EUR", "124.50"),
+            ("REVERSAL", "-40.00", "EUR", "84.50"),
+            ("CLOSING_BALANCE", "", "EUR", "84.50"),
+        ]
+    );
+    assert_eq!(rows[2][9], in_range.event_id.to_string());
+    assert_eq!(rows[2][11], reversal.event_id.to_string(), "reversed by");
+    assert_eq!(rows[4][10], in_range.event_id.to_string(), "reverses");
+    assert_eq!(rows[3][7], b.as_uuid().to_string(), "the counterparty");
+    assert_eq!(rows[3][9], debit.event_id.to_string());
+    let logged: i64 = sqlx::query_scalar(
+        "select count(*) from reporting.access_log where query = 'statement.csv' and actor = 'fran'",
+    )
+    .fetch_one(&api.db.pool)
+    .await
+    .expect("access log");
+    assert_eq!(logged, 1);
+}
+
+#[tokio::test]
+async fn access_csv_lists_who_looked_at_what_newest_first() {
+    let api = TestApi::new().await;
+    let addr = serve(&api).await;
+    let auditor = token("ida", &[Role::Auditor]);
+    for _ in 0..2 {
+        let response = http_get(
+            addr,
+            "/reports/balances.csv",
+            Some(&token("finn", &[Role::Teller])),
+        )
+        .await;
+        assert_eq!(response.status, 200);
+    }
+    let response = http_get(
+        addr,
+        "/reports/access.csv?actor=finn&bom=true",
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let rows = parse_csv(response.body.trim_start_matches('\u{feff}'));
+    assert_eq!(rows[0], header_fields(ACCESS_HEADER));
+    assert_eq!(rows.len(), 3, "the teller's two downloads");
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[2] == "finn" && r[3] == "teller" && r[4] == "balances.csv")
+    );
+    let ids: Vec<i64> = rows[1..]
+        .iter()
+        .map(|r| r[0].parse().expect("an id"))
+        .collect();
+    assert!(ids[0] > ids[1], "newest first: {ids:?}");
+    let own: i64 = sqlx::query_scalar(
+        "select count(*) from reporting.access_log where query = 'access.csv' and actor = 'ida'",
+    )
+    .fetch_one(&api.db.pool)
+    .await
+    .expect("access log");
+    assert_eq!(own, 1, "reading the access log is itself recorded");
 }

@@ -276,12 +276,22 @@ async fn a_teller_downloads_balances_csv_that_matches_balances_as_of() {
         Some("account_id,holder,currency,balance,version,last_change_at".to_string()),
         "{text}"
     );
-    let rows = &records[1..];
+    let (rows, totals): (Vec<_>, Vec<_>) = records[1..].iter().partition(|r| !r[0].is_empty());
     assert_eq!(
         rows.len(),
         balances.edges.len(),
         "one row per account: {text}"
     );
+    let totals: Vec<(String, String)> = totals
+        .iter()
+        .map(|r| (r[2].clone(), r[3].clone()))
+        .collect();
+    let expected: Vec<(String, String)> = balances
+        .totals
+        .iter()
+        .map(|t| (t.currency.clone(), t.total.clone()))
+        .collect();
+    assert_eq!(totals, expected, "the CSV's totals are balancesAsOf's");
     for (row, edge) in rows.iter().zip(&balances.edges) {
         let node = &edge.node;
         assert_eq!(row.len(), 6, "{row:?}");

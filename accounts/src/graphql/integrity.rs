@@ -5,7 +5,7 @@ use async_graphql::{Context, Json, Object, SimpleObject};
 use ed25519_dalek::VerifyingKey;
 use ledger::{AccountId, ErrorCode, EventId};
 use platform::{
-    ApiError, RequestContext, Role,
+    ApiError, Capability, RequestContext,
     graphql::RoleGuard,
     scalars::{DateTime, Uuid},
 };
@@ -15,9 +15,6 @@ use crate::integrity::{self, ProofError, Report, VerifyOptions};
 
 /// The most events `verifyIntegrity` checks online; beyond that, run `folio verify`.
 pub const VERIFY_ONLINE_EVENTS_MAX: u64 = 200_000;
-
-const AUDITOR: &[Role] = &[Role::Auditor];
-const AUDITOR_OR_SUPERVISOR: &[Role] = &[Role::Auditor, Role::Supervisor];
 
 /// What the integrity queries need: the event store and the key checkpoints are signed with.
 #[derive(Clone, Debug)]
@@ -111,7 +108,7 @@ fn data<'a>(ctx: &Context<'a>) -> Result<&'a IntegrityData, ApiError> {
 #[Object]
 impl IntegrityQuery {
     /// A proof that one event is part of the signed history, checkable offline (auditor).
-    #[graphql(guard = "RoleGuard::new(AUDITOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::ProveEvent)")]
     async fn audit_proof(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<AuditProof, ApiError> {
         let request = RequestContext::of(ctx)?;
         tracing::info!(actor = %request.principal.actor, event_id = %event_id.0, "audit proof requested");
@@ -148,7 +145,7 @@ impl IntegrityQuery {
     }
 
     /// Verifies one account's history, or the whole store up to an online limit (auditor, supervisor).
-    #[graphql(guard = "RoleGuard::new(AUDITOR_OR_SUPERVISOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::VerifyIntegrity)")]
     async fn verify_integrity(
         &self,
         ctx: &Context<'_>,

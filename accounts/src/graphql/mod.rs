@@ -9,7 +9,7 @@ mod outputs;
 use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
 use ledger::AccountId;
 use platform::{
-    ApiError, RequestContext, Role,
+    ApiError, Capability, RequestContext,
     graphql::{RoleGuard, with_limits},
     scalars::Uuid,
 };
@@ -43,10 +43,6 @@ pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscri
 #[graphql(name = "Query")]
 pub struct AccountsQueries(AccountsQuery, IntegrityQuery);
 
-const TELLER: &[Role] = &[Role::Teller];
-const SUPERVISOR: &[Role] = &[Role::Supervisor];
-const ANY_ROLE: &[Role] = &[Role::Teller, Role::Supervisor, Role::Auditor];
-
 /// The accounts service on its own (as `folio accounts` serves it).
 pub fn schema(service: AccountsService, integrity: IntegrityData) -> AccountsSchema {
     with_limits(Schema::build(
@@ -65,7 +61,7 @@ pub struct AccountsQuery;
 #[Object]
 impl AccountsQuery {
     /// The account as the event store knows it right now (strongly consistent; null if there is none).
-    #[graphql(guard = "RoleGuard::new(ANY_ROLE)")]
+    #[graphql(guard = "RoleGuard::new(Capability::ReadAccount)")]
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<AccountView>, ApiError> {
         let fields = InputFields::of("").account(Some(id), "id");
         let account = service(ctx)?
@@ -82,7 +78,7 @@ pub struct AccountsMutation;
 #[Object(name = "Mutation")]
 impl AccountsMutation {
     /// Opens an account in one currency, optionally with an overdraft limit (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn open_account(
         &self,
         ctx: &Context<'_>,
@@ -93,7 +89,7 @@ impl AccountsMutation {
     }
 
     /// Credits an account (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn deposit(
         &self,
         ctx: &Context<'_>,
@@ -104,7 +100,7 @@ impl AccountsMutation {
     }
 
     /// Debits an account, never below minus its overdraft limit (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn withdraw(
         &self,
         ctx: &Context<'_>,
@@ -115,7 +111,7 @@ impl AccountsMutation {
     }
 
     /// Moves money between two open accounts of one currency: both legs or neither (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn transfer(
         &self,
         ctx: &Context<'_>,
@@ -132,7 +128,7 @@ impl AccountsMutation {
 
     /// Reserves funds on an account until captured, released or expired (teller). The
     /// hold takes from the available balance like a withdrawal; the balance is unchanged.
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn place_hold(
         &self,
         ctx: &Context<'_>,
@@ -149,7 +145,7 @@ impl AccountsMutation {
 
     /// Takes a hold, once: `amount` (default: all of it) at most the held amount, the rest
     /// released. A withdrawal, or a transfer when `toAccountId` is given (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn capture_hold(
         &self,
         ctx: &Context<'_>,
@@ -181,7 +177,7 @@ impl AccountsMutation {
     }
 
     /// Frees a hold without taking anything; allowed on a frozen account (teller).
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn release_hold(
         &self,
         ctx: &Context<'_>,
@@ -207,7 +203,7 @@ impl AccountsMutation {
     /// Undoes a movement by compensating events linked to it, never by an edit
     /// (supervisor): one leg for a deposit, withdrawal or hold capture, both legs in one
     /// transaction for a transfer. At most once per movement, within the accounts' limits.
-    #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::Reverse)")]
     async fn reverse(
         &self,
         ctx: &Context<'_>,
@@ -246,7 +242,7 @@ impl AccountsMutation {
     /// carries its own code and the others LINKED_OPERATION_FAILED. With `atomic: false`
     /// each stands alone. Results are in input order; every operation keeps its own
     /// idempotency key.
-    #[graphql(guard = "RoleGuard::new(TELLER)")]
+    #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
     async fn execute_batch(
         &self,
         ctx: &Context<'_>,
@@ -256,7 +252,7 @@ impl AccountsMutation {
     }
 
     /// Stops all debits and credits until unfrozen (supervisor).
-    #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::ChangeStatus)")]
     async fn freeze_account(
         &self,
         ctx: &Context<'_>,
@@ -267,7 +263,7 @@ impl AccountsMutation {
     }
 
     /// Lets a frozen account take debits and credits again (supervisor).
-    #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::ChangeStatus)")]
     async fn unfreeze_account(
         &self,
         ctx: &Context<'_>,
@@ -278,7 +274,7 @@ impl AccountsMutation {
     }
 
     /// Closes an account whose balance is zero; it then takes nothing (supervisor).
-    #[graphql(guard = "RoleGuard::new(SUPERVISOR)")]
+    #[graphql(guard = "RoleGuard::new(Capability::ChangeStatus)")]
     async fn close_account(
         &self,
         ctx: &Context<'_>,

@@ -1,6 +1,6 @@
 //! GraphQL output types of the accounts service, converted explicitly from domain types.
 
-use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
+use async_graphql::{ComplexObject, Context, SimpleObject};
 use chrono::Utc;
 use ledger::{AccountId, Currency};
 use platform::{
@@ -20,12 +20,7 @@ use crate::{
 /// The most holds `Account.holds` lists: the most recently placed first.
 pub const ACCOUNT_HOLDS_LISTED_MAX: i64 = 1_000;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AccountStatus {
-    Open,
-    Frozen,
-    Closed,
-}
+pub use platform::enums::AccountStatus;
 
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "Account", complex)]

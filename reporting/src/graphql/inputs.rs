@@ -61,3 +61,26 @@ impl AccessLogFilterInput {
         )
     }
 }
+
+/// Which accounts to list; every criterion given must hold (../shared/API.md, "Finding
+/// accounts").
+#[derive(InputObject, Serialize, Clone, Debug, Default)]
+#[graphql(name = "AccountFilter")]
+#[serde(rename_all = "camelCase")]
+pub struct AccountFilterInput {
+    /// Part of the holder's name, matched case-insensitively.
+    pub holder: Option<String>,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    pub status: Option<platform::enums::AccountStatus>,
+}
+
+impl AccountFilterInput {
+    pub(crate) fn parse(&self) -> Result<queries::AccountFilter, QueryError> {
+        queries::AccountFilter::parse(
+            self.holder.as_deref(),
+            self.currency.as_deref(),
+            self.status,
+        )
+    }
+}

@@ -1,9 +1,9 @@
 //! The reporting service's GraphQL: balances as of an instant, statements, the audit trail,
 //! the access log and the projection's status, all answered from the read models.
 //!
-//! Every resolver parses its arguments first (refusals name the field), then waits
-//! for `atLeast` if given, then records the access (if the query is one that is
-//! recorded) and only then reads. Errors leave as [`ApiError`]s with a code.
+//! Every resolver reads through the reporting gate ([`crate::gate`]): the caller's
+//! capability, its parsed arguments (refusals name the field), `atLeast` and `asKnownAt`,
+//! the access recorded, and only then the read. Errors leave as [`ApiError`]s with a code.
 
 mod inputs;
 mod outputs;
@@ -13,23 +13,24 @@ use std::time::Duration;
 use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Object, Schema};
 use ledger::AccountId;
 use platform::{
-    ApiError, RequestContext, Role,
-    graphql::{RoleGuard, with_limits},
+    ApiError, Capability, RequestContext,
+    graphql::with_limits,
     scalars::{DateTime, Uuid},
 };
 use serde_json::{Value, json};
 
 use crate::{
-    access_log::{Access, query_names},
+    access_log::query_names,
     queries::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Position, cursor},
     state::ReportingState,
 };
 
-pub use inputs::{AccessLogFilterInput, AuditFilterInput};
+pub use inputs::{AccessLogFilterInput, AccountFilterInput, AuditFilterInput};
 pub use outputs::{
-    AccessLogEntry, AccessLogEntryConnection, AuditEntry, AuditEntryConnection, CurrencyTotal,
-    EntryKind, HistoricalBalance, HistoricalBalanceConnection, HistoricalBalanceTotals, PageCursor,
-    ProjectionStatus, RelayBlocker, Statement, StatementEntry, StatementEntryConnection,
+    AccessLogEntry, AccessLogEntryConnection, AccountSummary, AccountSummaryConnection, AuditEntry,
+    AuditEntryConnection, CurrencyTotal, EntryKind, HistoricalBalance, HistoricalBalanceConnection,
+    HistoricalBalanceTotals, PageCursor, ProjectionStatus, RelayBlocker, Statement, StatementEntry,
+    StatementEntryConnection,
 };
 
 pub type ReportingSchema = Schema<ReportingQueries, EmptyMutation, EmptySubscription>;
@@ -39,10 +40,6 @@ pub type ReportingSchema = Schema<ReportingQueries, EmptyMutation, EmptySubscrip
 #[graphql(name = "Query")]
 pub struct ReportingQueries(ReportingQuery);
 
-/// Who may read reports: everyone with a role.
-pub const READERS: &[Role] = &[Role::Auditor, Role::Teller, Role::Supervisor];
-/// Who may read the access log.
-pub const AUDITORS: &[Role] = &[Role::Auditor];
 /// The longest `projectionStatus` waits for NATS to report the lag before answering null.
 pub const LAG_WAIT: Duration = Duration::from_secs(2);
 
@@ -70,11 +67,40 @@ pub struct ReportingQuery;
 
 #[Object]
 impl ReportingQuery {
+    /// Accounts by part of the holder's name (case-insensitive), currency and status, by
+    /// account id, with their balance and available balance as projected.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AccountFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<AccountSummaryConnection, ApiError> {
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(request, query_names::ACCOUNTS, Capability::ReadReports)?;
+        let filter = filter.unwrap_or_default();
+        let parsed = filter.parse().map_err(|e| e.under("filter"))?;
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::AccountKey>(after.as_deref())?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        let arguments = json!({
+            "filter": filter, "first": first, "after": after, "atLeast": at_least_text(at_least),
+        });
+        gate.admit(arguments, at_least, None).await?;
+        let page = queries::accounts(&state.pool, &parsed, size, after_key).await?;
+        Ok(outputs::plain_connection(
+            page,
+            after_key.is_some(),
+            queries::AccountSummary::key,
+        ))
+    }
+
     /// An account's balance at value date `asOf` (inclusive) as known at booking instant
     /// `asKnownAt` (default: now): the movements valued at or before `asOf` and booked at
     /// or before `asKnownAt`. Null if the account was not known to exist then. An answer
     /// with a past `asKnownAt` never changes.
-    #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn balance_as_of(
         &self,
         ctx: &Context<'_>,
@@ -83,29 +109,28 @@ impl ReportingQuery {
         as_known_at: Option<DateTime>,
         at_least: Option<String>,
     ) -> Result<Option<HistoricalBalance>, ApiError> {
-        let state = state(ctx)?;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(request, query_names::BALANCE_AS_OF, Capability::ReadReports)?;
         let account_id = AccountId::from_uuid(account_id.0);
         let at_least = parse_at_least(at_least.as_deref())?;
-        state.consistent(at_least).await?;
-        let axes = queries::TwoAxes {
-            as_of: as_of.0,
-            known_at: state.known_at(as_known_at.map(|k| k.0)).await?,
-        };
         let arguments = json!({
-            "accountId": account_id, "asOf": axes.as_of, "asKnownAt": as_known_at.map(|k| k.0),
+            "accountId": account_id, "asOf": as_of.0, "asKnownAt": as_known_at.map(|k| k.0),
             "atLeast": at_least_text(at_least),
         });
-        record(ctx, state, query_names::BALANCE_AS_OF, arguments).await?;
+        let admitted = gate
+            .admit(arguments, at_least, as_known_at.map(|k| k.0))
+            .await?;
+        let axes = queries::TwoAxes {
+            as_of: as_of.0,
+            known_at: admitted.known_at,
+        };
         let balance = queries::balance_as_of(&state.pool, account_id, axes).await?;
         Ok(balance.map(|b| HistoricalBalance::at(b, axes)))
     }
 
     /// Every account that existed at value date `asOf` with its balance then as known at
     /// `asKnownAt` (default: now), by account id, with per-currency totals over all of them.
-    #[graphql(
-        guard = "RoleGuard::new(READERS)",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     #[allow(
         clippy::too_many_arguments,
         reason = "one parameter per GraphQL argument"
@@ -120,8 +145,12 @@ impl ReportingQuery {
         at_least: Option<String>,
         as_known_at: Option<DateTime>,
     ) -> Result<HistoricalBalanceConnection, ApiError> {
-        let state = state(ctx)?;
-        let as_of = as_of.0;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(
+            request,
+            query_names::BALANCES_AS_OF,
+            Capability::ReadReports,
+        )?;
         let currency_filter = currency
             .as_deref()
             .map(|c| queries::parse_currency("currency", c))
@@ -129,17 +158,18 @@ impl ReportingQuery {
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::AccountKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        state.consistent(at_least).await?;
-        let axes = queries::TwoAxes {
-            as_of,
-            known_at: state.known_at(as_known_at.map(|k| k.0)).await?,
-        };
         let arguments = json!({
-            "asOf": as_of, "asKnownAt": as_known_at.map(|k| k.0),
+            "asOf": as_of.0, "asKnownAt": as_known_at.map(|k| k.0),
             "currency": currency_filter.map(|c| c.code()), "first": first, "after": after,
             "atLeast": at_least_text(at_least),
         });
-        record(ctx, state, query_names::BALANCES_AS_OF, arguments).await?;
+        let admitted = gate
+            .admit(arguments, at_least, as_known_at.map(|k| k.0))
+            .await?;
+        let axes = queries::TwoAxes {
+            as_of: as_of.0,
+            known_at: admitted.known_at,
+        };
         let with_totals = ctx.look_ahead().field("totals").exists();
         let found = queries::balances_as_of(
             &state.pool,
@@ -170,10 +200,7 @@ impl ReportingQuery {
     /// An account's movements valued in [from, to] (both inclusive) and booked by
     /// `asKnownAt` (default: now), in value-date order, with the balance before and after
     /// and the range's credits and debits.
-    #[graphql(
-        guard = "RoleGuard::new(READERS)",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     #[allow(
         clippy::too_many_arguments,
         reason = "one parameter per GraphQL argument"
@@ -189,7 +216,8 @@ impl ReportingQuery {
         at_least: Option<String>,
         as_known_at: Option<DateTime>,
     ) -> Result<Statement, ApiError> {
-        let state = state(ctx)?;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(request, query_names::STATEMENT, Capability::ReadReports)?;
         let (account_id, from, to) = (AccountId::from_uuid(account_id.0), from.0, to.0);
         if from > to {
             return Err(ApiError::validation("from", "must not be later than to"));
@@ -197,24 +225,28 @@ impl ReportingQuery {
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::EntryKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        state.consistent(at_least).await?;
-        let known_at = state.known_at(as_known_at.map(|k| k.0)).await?;
         let arguments = json!({
             "accountId": account_id, "from": from, "to": to, "asKnownAt": as_known_at.map(|k| k.0),
             "first": first, "after": after, "atLeast": at_least_text(at_least),
         });
-        record(ctx, state, query_names::STATEMENT, arguments).await?;
-        let statement =
-            queries::statement(&state.pool, account_id, from, to, known_at, size, after_key)
-                .await?;
+        let admitted = gate
+            .admit(arguments, at_least, as_known_at.map(|k| k.0))
+            .await?;
+        let statement = queries::statement(
+            &state.pool,
+            account_id,
+            from,
+            to,
+            admitted.known_at,
+            size,
+            after_key,
+        )
+        .await?;
         Ok(Statement::from_query(statement, after_key.is_some()))
     }
 
     /// Events with who caused them and their hashes, by position; every criterion given must hold.
-    #[graphql(
-        guard = "RoleGuard::new(READERS)",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
@@ -223,16 +255,20 @@ impl ReportingQuery {
         after: Option<String>,
         at_least: Option<String>,
     ) -> Result<AuditEntryConnection, ApiError> {
-        let state = state(ctx)?;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(
+            request,
+            query_names::AUDIT_TRAIL,
+            Capability::ReadAuditTrail,
+        )?;
         let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::PositionKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        state.consistent(at_least).await?;
         let arguments = json!({
             "filter": filter, "first": first, "after": after, "atLeast": at_least_text(at_least),
         });
-        record(ctx, state, query_names::AUDIT_TRAIL, arguments).await?;
+        gate.admit(arguments, at_least, None).await?;
         let page = queries::audit_trail(&state.pool, &parsed, size, after_key).await?;
         Ok(outputs::plain_connection(
             page,
@@ -242,15 +278,15 @@ impl ReportingQuery {
     }
 
     /// The projection's checkpoint, lag and integrity alerts.
-    #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn projection_status(
         &self,
         ctx: &Context<'_>,
         at_least: Option<String>,
     ) -> Result<ProjectionStatus, ApiError> {
-        let state = state(ctx)?;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate_unrecorded(request, Capability::ReadReports)?;
         let at_least = parse_at_least(at_least.as_deref())?;
-        state.consistent(at_least).await?;
+        gate.admit(Value::Null, at_least, None).await?;
         let status = queries::projection_status(&state.pool, &state.settings.stream).await?;
         let look_ahead = ctx.look_ahead();
         let lag =
@@ -266,10 +302,7 @@ impl ReportingQuery {
     }
 
     /// Who looked at which report, newest first (auditor only).
-    #[graphql(
-        guard = "RoleGuard::new(AUDITORS)",
-        complexity = "page_cost(first, child_complexity)"
-    )]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn access_log(
         &self,
         ctx: &Context<'_>,
@@ -277,13 +310,14 @@ impl ReportingQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<AccessLogEntryConnection, ApiError> {
-        let state = state(ctx)?;
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(request, query_names::ACCESS_LOG, Capability::ReadAccessLog)?;
         let filter = filter.unwrap_or_default();
         let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::AccessKey>(after.as_deref())?;
         let arguments = json!({ "filter": filter, "first": first, "after": after });
-        record(ctx, state, query_names::ACCESS_LOG, arguments).await?;
+        gate.admit(arguments, None, None).await?;
         let page = queries::access_log(&state.pool, &parsed, size, after_key).await?;
         Ok(outputs::plain_connection(
             page,
@@ -291,6 +325,11 @@ impl ReportingQuery {
             queries::AccessLogEntry::key,
         ))
     }
+}
+
+/// The reporting state and who is asking.
+fn caller<'a>(ctx: &Context<'a>) -> Result<(&'a ReportingState, &'a RequestContext), ApiError> {
+    Ok((state(ctx)?, RequestContext::of(ctx)?))
 }
 
 fn state<'a>(ctx: &Context<'a>) -> Result<&'a ReportingState, ApiError> {
@@ -304,21 +343,6 @@ fn parse_at_least(text: Option<&str>) -> Result<Option<Position>, ApiError> {
 
 fn at_least_text(position: Option<Position>) -> Value {
     position.map_or(Value::Null, |p| Value::String(p.value().to_string()))
-}
-
-/// Records the access; the query is refused if the record cannot be written.
-async fn record(
-    ctx: &Context<'_>,
-    state: &ReportingState,
-    query: &'static str,
-    arguments: Value,
-) -> Result<(), ApiError> {
-    let request = RequestContext::of(ctx)?;
-    state
-        .access_log
-        .record(Access::of(request, query, arguments))
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -72,6 +72,36 @@ where
     connection(page, after_given, key, N::from, EmptyFields)
 }
 
+/// An account as the reporting service knows it now (../shared/API.md, "Finding accounts").
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AccountSummary {
+    pub id: Uuid,
+    pub holder: String,
+    pub currency: String,
+    pub balance: Decimal,
+    /// The balance minus what its active holds reserve, as projected.
+    pub available_balance: Decimal,
+    pub status: AccountStatus,
+    pub opened_at: DateTime,
+}
+
+impl From<queries::AccountSummary> for AccountSummary {
+    fn from(account: queries::AccountSummary) -> Self {
+        Self {
+            id: Uuid(account.id.as_uuid()),
+            holder: account.holder,
+            currency: account.currency.code().to_string(),
+            balance: Decimal::money(account.balance, account.currency),
+            available_balance: Decimal::money(account.available_balance, account.currency),
+            status: account.status,
+            opened_at: DateTime(account.opened_at),
+        }
+    }
+}
+
+/// A page of accounts.
+pub type AccountSummaryConnection = Connection<PageCursor, AccountSummary>;
+
 /// An account's balance at value date `asOf`, as known at booking instant `asKnownAt`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct HistoricalBalance {
@@ -170,7 +200,7 @@ impl Statement {
     }
 }
 
-pub use crate::model::EntryKind;
+pub use crate::model::{AccountStatus, EntryKind};
 
 /// One movement of money on the account.
 #[derive(SimpleObject, Clone, Debug)]

@@ -6,7 +6,11 @@
 //! `audit_log_correlation`, `audit_log_recorded_at`, each ending in `position`).
 
 use chrono::{DateTime, Utc};
-use ledger::{Hash, events::EVENT_TYPES};
+use ledger::{
+    AccountEvent, Currency, Hash,
+    events::{EVENT_TYPES, Stored},
+};
+use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -100,6 +104,8 @@ pub struct AuditEntry {
     pub payload: Value,
     pub hash: Hash,
     pub previous_hash: Option<Hash>,
+    /// The account's currency, as projected (`None` if the account's projection has none).
+    pub currency: Option<Currency>,
 }
 
 impl AuditEntry {
@@ -127,6 +133,30 @@ impl AuditEntry {
             payload: row.try_get("payload")?,
             hash: hash(row.try_get("hash")?)?,
             previous_hash: previous.map(hash).transpose()?,
+            currency: row
+                .try_get::<Option<String>, _>("currency")?
+                .and_then(|c| Currency::parse(&c).ok()),
+        })
+    }
+
+    /// The event's amount: for a movement, the change to the balance (credits > 0, debits
+    /// < 0); for a hold event, what the hold reserves or frees; `None` for events without
+    /// one (openings, status changes) or that cannot be read.
+    pub fn amount(&self) -> Option<Decimal> {
+        let event = AccountEvent::decode(
+            &self.event_type,
+            self.event_version,
+            &self.payload,
+            Stored {
+                recorded_at: self.recorded_at,
+            },
+        )
+        .ok()?;
+        event.balance_change().or(match event {
+            AccountEvent::HoldPlaced(h) => Some(h.amount),
+            AccountEvent::HoldReleased(h) => Some(h.amount),
+            AccountEvent::HoldExpired(h) => Some(h.amount),
+            _ => None,
         })
     }
 
@@ -161,8 +191,9 @@ pub async fn audit_trail(
     let mut query = QueryBuilder::<Postgres>::new(
         "select position, event_id, event_type, event_version, account_id, stream_version, recorded_at,
                 actor, roles, correlation_id, causation_id, command_type, idempotency_key, client_addr,
-                payload, prev_hash, hash
-         from reporting.audit_log
+                payload, prev_hash, hash,
+                (select b.currency from reporting.account_balances b where b.account_id = l.account_id) as currency
+         from reporting.audit_log l
          where true",
     );
     if let Some(account_id) = filter.account_id {

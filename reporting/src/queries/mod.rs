@@ -6,6 +6,7 @@
 //! a page costs the same however deep into a list it is.
 
 mod access;
+mod accounts;
 mod audit;
 mod balances;
 mod consistency;
@@ -17,6 +18,7 @@ use ledger::{Currency, ErrorCode};
 use platform::ApiError;
 
 pub use access::{AccessKey, AccessLogEntry, AccessLogFilter, access_log};
+pub use accounts::{AccountFilter, AccountSummary, accounts};
 pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
 pub use balances::{
     AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, TwoAxes, balance_as_of,

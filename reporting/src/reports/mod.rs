@@ -1,6 +1,17 @@
-//! CSV reports for spreadsheets: `GET /reports/balances.csv` (every account's balance as of
-//! an instant) and `GET /reports/audit.csv` (the audit trail, filtered), with the same
-//! authentication and roles as the GraphQL queries, and recorded in the access log.
+//! CSV reports for spreadsheets, with the same authentication, roles and access log as the
+//! GraphQL queries (they read through [`crate::gate`]):
+//!
+//! - `GET /reports/balances.csv`: every account's balance at a value date, as known at a
+//!   booking instant, then one total row per currency;
+//! - `GET /reports/statement.csv`: one account's statement for a range of value dates,
+//!   between an opening and a closing balance row;
+//! - `GET /reports/audit.csv`: the audit trail, filtered, with each event's amount and
+//!   currency in columns of their own;
+//! - `GET /reports/access.csv`: who looked at what (auditors).
+//!
+//! Instants are RFC 3339, or a date (`2026-03-31`) read in the time zone `tz` (IANA name,
+//! default UTC): the start of that day for `from`, its end for `asOf` and `to`. `bom=true`
+//! starts the file with a UTF-8 byte-order mark, so Excel reads "José" as written.
 //!
 //! Rows are streamed in keyset batches of [`REPORT_BATCH_ROWS`], so a report never
 //! holds more than one batch in memory nor a database connection between batches;
@@ -8,6 +19,16 @@
 //! line. Fields are quoted as RFC 4180 says, and free-text fields that a
 //! spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage return
 //! first) are prefixed with `'`.
+
+mod access;
+mod audit;
+mod balances;
+mod statement;
+
+pub use access::{ACCESS_HEADER, access_report};
+pub use audit::{AUDIT_HEADER, audit_report};
+pub use balances::{BALANCES_HEADER, balances_report};
+pub use statement::{STATEMENT_HEADER, statement_report};
 
 use std::{collections::BTreeMap, future::Future, io};
 
@@ -19,17 +40,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
 use futures::{StreamExt, stream};
 use ledger::ErrorCode;
 use platform::{ApiError, RequestContext, graphql::CORRELATION_ID_HEADER};
-use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
-    access_log::{Access, query_names},
-    graphql::READERS,
-    queries::{self, Page, Position, QueryError},
+    queries::{Page, Position, QueryError},
     state::ReportingState,
 };
 
@@ -39,182 +57,39 @@ pub const REPORT_ROWS_MAX: usize = 1_000_000;
 pub const REPORT_BATCH_ROWS: usize = 1_000;
 /// How much of an unknown parameter's name an error message repeats.
 const PARAMETER_NAME_SHOWN_MAX: usize = 64;
-/// The header row of `balances.csv`.
-pub const BALANCES_HEADER: &str = "account_id,holder,currency,balance,version,last_change_at\r\n";
-/// The header row of `audit.csv`.
-pub const AUDIT_HEADER: &str = "position,recorded_at,account_id,event_type,stream_version,actor,correlation_id,idempotency_key,payload,hash\r\n";
+/// The byte-order mark `bom=true` puts first.
+const UTF8_BOM: &str = "\u{feff}";
 
 /// The report routes; needs `Extension<ReportingState>` and `Extension<Arc<TokenKeys>>` layers.
 pub fn routes() -> Router {
     Router::new()
         .route("/reports/balances.csv", get(balances_csv))
+        .route("/reports/statement.csv", get(statement_csv))
         .route("/reports/audit.csv", get(audit_csv))
+        .route("/reports/access.csv", get(access_csv))
 }
 
-async fn balances_csv(
-    request: RequestContext,
-    Extension(state): Extension<ReportingState>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Response {
-    let response = balances_report(&state, &request, &params, REPORT_ROWS_MAX).await;
-    with_correlation_id(response.unwrap_or_else(error_response), &request)
-}
-
-async fn audit_csv(
-    request: RequestContext,
-    Extension(state): Extension<ReportingState>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Response {
-    let response = audit_report(&state, &request, &params, REPORT_ROWS_MAX).await;
-    with_correlation_id(response.unwrap_or_else(error_response), &request)
-}
-
-/// `balances.csv` for `request` with query parameters `params` (`asOf`, a value date,
-/// default now; `asKnownAt`, a booking instant, default now; `currency`; `atLeast`),
-/// stopping after `rows_max` rows.
-pub async fn balances_report(
-    state: &ReportingState,
-    request: &RequestContext,
-    params: &[(String, String)],
-    rows_max: usize,
-) -> Result<Response, ApiError> {
-    authorize(request)?;
-    let params = Params::parse(params, &["asOf", "asKnownAt", "currency", "atLeast"])?;
-    let as_of = params.instant("asOf")?.unwrap_or_else(Utc::now);
-    let as_known_at = params.instant("asKnownAt")?;
-    let currency = params
-        .single("currency")?
-        .map(|c| queries::parse_currency("currency", c))
-        .transpose()?;
-    let at_least = params.position("atLeast")?;
-    state.consistent(at_least).await?;
-    let axes = queries::TwoAxes {
-        as_of,
-        known_at: state.known_at(as_known_at).await?,
-    };
-    let arguments = json!({
-        "asOf": as_of, "asKnownAt": as_known_at, "currency": currency.map(|c| c.code()),
-        "atLeast": at_least.map(|p| p.value().to_string()),
-    });
-    state
-        .access_log
-        .record(Access::of(request, query_names::BALANCES_CSV, arguments))
-        .await?;
-
-    let pool = state.pool.clone();
-    let fetch = move |after: Option<queries::AccountKey>, limit: usize| {
-        let pool = pool.clone();
-        async move {
-            let found = queries::balances_as_of(&pool, axes, currency, limit, after, false).await?;
-            Ok(batch(
-                found.page,
-                queries::HistoricalBalance::key,
-                |b, csv| {
-                    csv.field(&b.account_id.to_string());
-                    csv.text(&b.holder);
-                    csv.field(b.currency.code());
-                    csv.field(&b.balance.to_string());
-                    csv.field(&b.version.to_string());
-                    csv.field(&instant(b.last_change_at));
-                },
-            ))
+/// The signature every report shares: the state, who asks, the query parameters, a row limit.
+macro_rules! handler {
+    ($name:ident, $report:path) => {
+        async fn $name(
+            request: RequestContext,
+            Extension(state): Extension<ReportingState>,
+            Query(params): Query<Vec<(String, String)>>,
+        ) -> Response {
+            let response = $report(&state, &request, &params, REPORT_ROWS_MAX).await;
+            with_correlation_id(response.unwrap_or_else(error_response), &request)
         }
     };
-    let filename = format!("balances-as-of-{}.csv", as_of.format("%Y%m%dT%H%M%SZ"));
-    csv_response(&filename, BALANCES_HEADER, rows_max, fetch).await
 }
 
-/// `audit.csv` for `request` with query parameters `params` (`accountId`, `actor`,
-/// `eventType` (repeated or comma-separated), `correlationId`, `from`, `to`, `atLeast`),
-/// stopping after `rows_max` rows.
-pub async fn audit_report(
-    state: &ReportingState,
-    request: &RequestContext,
-    params: &[(String, String)],
-    rows_max: usize,
-) -> Result<Response, ApiError> {
-    authorize(request)?;
-    let params = Params::parse(
-        params,
-        &[
-            "accountId",
-            "actor",
-            "eventType",
-            "correlationId",
-            "from",
-            "to",
-            "atLeast",
-        ],
-    )?;
-    let account_id = params
-        .single("accountId")?
-        .map(|id| {
-            id.parse::<Uuid>()
-                .map_err(|_| ApiError::validation("accountId", "must be a UUID"))
-        })
-        .transpose()?;
-    let event_types: Vec<String> = params
-        .all("eventType")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    let filter = queries::AuditFilter::parse(
-        account_id,
-        params.single("actor")?,
-        (!event_types.is_empty()).then_some(event_types.as_slice()),
-        params.single("correlationId")?,
-        params.instant("from")?,
-        params.instant("to")?,
-    )
-    .map_err(|e| rename_field(e, "eventTypes", "eventType"))?;
-    let at_least = params.position("atLeast")?;
-    state.consistent(at_least).await?;
-    let arguments = json!({
-        "accountId": filter.account_id, "actor": filter.actor, "eventTypes": filter.event_types,
-        "correlationId": filter.correlation_id, "from": filter.from, "to": filter.to,
-        "atLeast": at_least.map(|p| p.value().to_string()),
-    });
-    state
-        .access_log
-        .record(Access::of(request, query_names::AUDIT_CSV, arguments))
-        .await?;
-
-    let pool = state.pool.clone();
-    let fetch = move |after: Option<queries::PositionKey>, limit: usize| {
-        let pool = pool.clone();
-        let filter = filter.clone();
-        async move {
-            let page = queries::audit_trail(&pool, &filter, limit, after).await?;
-            Ok(batch(page, queries::AuditEntry::key, |e, csv| {
-                csv.field(&e.position.to_string());
-                csv.field(&instant(e.recorded_at));
-                csv.field(&e.account_id.to_string());
-                csv.field(&e.event_type);
-                csv.field(&e.stream_version.to_string());
-                csv.text(&e.actor);
-                csv.text(e.correlation_id.as_deref().unwrap_or(""));
-                csv.text(e.idempotency_key.as_deref().unwrap_or(""));
-                csv.field(&e.payload.to_string());
-                csv.field(&e.hash.to_hex());
-            }))
-        }
-    };
-    let filename = format!("audit-trail-{}.csv", Utc::now().format("%Y%m%dT%H%M%SZ"));
-    csv_response(&filename, AUDIT_HEADER, rows_max, fetch).await
-}
-
-fn authorize(request: &RequestContext) -> Result<(), ApiError> {
-    if request.principal.has_any(READERS) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(READERS))
-    }
-}
+handler!(balances_csv, balances_report);
+handler!(statement_csv, statement_report);
+handler!(audit_csv, audit_report);
+handler!(access_csv, access_report);
 
 /// A GraphQL-shaped error body, so clients read reports' errors as they read the API's.
-fn error_response(error: ApiError) -> Response {
+pub fn error_response(error: ApiError) -> Response {
     let status = match error.code {
         ErrorCode::Validation => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -300,9 +175,50 @@ impl<'a> Params<'a> {
             .map_err(|_| {
                 ApiError::validation(
                     name,
-                    "must be an RFC 3339 instant such as 2026-01-31T23:59:59Z",
+                    "must be an RFC 3339 instant such as 2026-01-31T23:59:59Z, or a date such as 2026-01-31",
                 )
             })
+    }
+
+    /// The time zone dates are read in: `tz` (an IANA name such as Europe/Madrid), or UTC.
+    fn zone(&self) -> Result<Tz, ApiError> {
+        match self.single("tz")? {
+            None => Ok(Tz::UTC),
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                ApiError::validation(
+                    "tz",
+                    format!("{name:?} is not an IANA time zone such as Europe/Madrid or America/New_York"),
+                )
+            }),
+        }
+    }
+
+    /// `name` as an instant: RFC 3339, or a date (`2026-03-31`) in `zone`, taken at the
+    /// start of that day (`end`: false) or its last microsecond (`end`: true).
+    fn moment(
+        &self,
+        name: &'static str,
+        zone: Tz,
+        end: bool,
+    ) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let Some(text) = self.single(name)? else {
+            return Ok(None);
+        };
+        if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return day_bound(date, zone, end).map(Some).ok_or_else(|| {
+                ApiError::validation(name, format!("{date} has no such day in {zone}"))
+            });
+        }
+        self.instant(name)
+    }
+
+    /// A yes/no parameter: `true` or `false` (absent: false).
+    fn flag(&self, name: &'static str) -> Result<bool, ApiError> {
+        match self.single(name)? {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::validation(name, "must be true or false")),
+        }
     }
 
     fn position(&self, name: &'static str) -> Result<Option<Position>, ApiError> {
@@ -311,6 +227,34 @@ impl<'a> Params<'a> {
             .map(|text| Position::parse(name, text))
             .transpose()?)
     }
+}
+
+/// The first instant of `date` in `zone` (`end`: the last microsecond of it), in UTC.
+fn day_bound(date: NaiveDate, zone: Tz, end: bool) -> Option<DateTime<Utc>> {
+    let day = if end { date.succ_opt()? } else { date };
+    // Midnight may not exist (a DST gap); the earliest instant of the day is then the first
+    // that does.
+    let start = (0..=3).find_map(|hour| {
+        zone.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?)
+            .earliest()
+    })?;
+    let start = start.with_timezone(&Utc);
+    Some(if end {
+        start - Duration::microseconds(1)
+    } else {
+        start
+    })
+}
+
+/// What a report starts and ends with besides its rows.
+#[derive(Default)]
+struct Frame {
+    /// A UTF-8 byte-order mark first (`bom=true`).
+    bom: bool,
+    /// Rows after the header, before the first batch (a statement's opening balance).
+    leading: String,
+    /// Rows after the last batch (totals, a closing balance); left out when truncated.
+    trailing: String,
 }
 
 /// Rows of a report read in one query, and where the next batch starts (`None`: the end).
@@ -342,6 +286,7 @@ fn batch<T, K>(page: Page<T>, key: impl Fn(&T) -> K, row: impl Fn(&T, &mut Csv))
 async fn csv_response<K, F, Fut>(
     filename: &str,
     header_row: &str,
+    frame: Frame,
     rows_max: usize,
     mut fetch: F,
 ) -> Result<Response, ApiError>
@@ -352,12 +297,21 @@ where
 {
     let first = fetch(None, REPORT_BATCH_ROWS.min(rows_max)).await?;
     let written = first.rows;
-    let opening = Bytes::from(format!("{header_row}{}", first.csv));
+    let opening = Bytes::from(format!(
+        "{}{header_row}{}{}",
+        if frame.bom { UTF8_BOM } else { "" },
+        frame.leading,
+        first.csv
+    ));
+    let trailing = frame.trailing;
     let rest = stream::unfold(
-        Some((first.next, written, fetch)),
+        Some((first.next, written, fetch, trailing)),
         move |state| async move {
-            let (next, written, mut fetch) = state?;
-            let after = next?;
+            let (next, written, mut fetch, trailing) = state?;
+            let Some(after) = next else {
+                // The end: the closing rows, once.
+                return (!trailing.is_empty()).then(|| (Ok(Bytes::from(trailing)), None));
+            };
             if written >= rows_max {
                 let line = format!(
                     "# truncated: this report stops at {rows_max} rows; narrow it with its parameters\r\n"
@@ -369,7 +323,7 @@ where
                     let written = written + batch.rows;
                     Some((
                         Ok(Bytes::from(batch.csv)),
-                        Some((batch.next, written, fetch)),
+                        Some((batch.next, written, fetch, trailing)),
                     ))
                 }
                 Err(error) => {
