@@ -463,6 +463,9 @@ impl Core {
                     }
                     backoff(conflicts).await;
                 }
+                Err(Attempt::HoldsTaken) => {
+                    fail_atomic_units(slots, atomic);
+                }
                 Err(Attempt::KeysTaken) => {
                     // Answer them as the concurrent request was answered; decide the rest again.
                     self.settle_keys(slots).await?;
@@ -612,7 +615,29 @@ impl Core {
             .filter(|e| e.event_type.starts_with("Hold"))
             .cloned()
             .collect();
-        tx.index_holds(&recorded).await?;
+        let holds_taken = tx.index_holds(&recorded).await?;
+        if !holds_taken.is_empty() {
+            // Another hold has the id (on another account): those placings are refused,
+            // the rest of the group is decided again without them.
+            tx.rollback().await?;
+            for slot in slots.iter_mut() {
+                let Status::Decided { events, .. } = &slot.status else {
+                    continue;
+                };
+                let taken = events.iter().find_map(|(_, event)| match event {
+                    AccountEvent::HoldPlaced(p) if holds_taken.contains(&p.hold_id) => {
+                        Some(p.hold_id)
+                    }
+                    _ => None,
+                });
+                if let Some(hold_id) = taken {
+                    slot.status = Status::Done(Err(CommandError::Domain(
+                        DomainError::HoldAlreadyExists(hold_id),
+                    )));
+                }
+            }
+            return Err(Attempt::HoldsTaken);
+        }
         let taken = tx.record_keys(&rows).await?;
         if !taken.is_empty() {
             tx.rollback().await?;
@@ -707,6 +732,8 @@ enum Attempt {
     Conflict,
     /// Another process recorded one of the keys first.
     KeysTaken,
+    /// Holds placed by the group have ids other holds have; those commands are refused.
+    HoldsTaken,
     Failed(CommandError),
 }
 

@@ -175,11 +175,16 @@ impl From<uuid::Uuid> for Uuid {
 #[serde(transparent)]
 pub struct DateTime(pub ChronoDateTime<Utc>);
 
+/// An RFC 3339 instant at the precision Folio stores (microseconds: finer digits are
+/// dropped, as PostgreSQL would). A leap second (`23:59:60`) is refused: PostgreSQL cannot
+/// read it back.
 fn parse_datetime(value: &Value) -> Option<ChronoDateTime<Utc>> {
+    use chrono::{SubsecRound, Timelike};
     match value {
         Value::String(s) => ChronoDateTime::parse_from_rfc3339(s)
             .ok()
-            .map(|t| t.with_timezone(&Utc)),
+            .filter(|t| t.nanosecond() < 1_000_000_000)
+            .map(|t| t.with_timezone(&Utc).trunc_subsecs(6)),
         _ => None,
     }
 }
@@ -238,6 +243,21 @@ mod tests {
         )));
         assert!(!<DateTime as ScalarType>::is_valid(&Value::String(
             "2026-03-03".into()
+        )));
+    }
+
+    #[test]
+    fn datetimes_keep_microseconds_and_refuse_leap_seconds() {
+        let parsed =
+            <DateTime as ScalarType>::parse(Value::String("2026-11-15T23:59:59.999999999Z".into()))
+                .ok();
+        assert_eq!(
+            parsed.map(|t| t.to_value()),
+            Some(Value::String("2026-11-15T23:59:59.999999Z".into())),
+            "stored as PostgreSQL stores it"
+        );
+        assert!(!<DateTime as ScalarType>::is_valid(&Value::String(
+            "2026-11-28T23:59:60.5Z".into()
         )));
     }
 

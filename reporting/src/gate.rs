@@ -76,6 +76,23 @@ impl Gate<'_> {
     ) -> Result<Admitted, ApiError> {
         self.state.consistent(at_least).await?;
         let known_at = self.state.known_at(as_known_at).await?;
+        self.record(arguments, known_at).await
+    }
+
+    /// Like [`Self::admit`], for the next page of a read whose first page fixed the booking
+    /// instant `known_at` (and waited for it then, when it was asked for): nothing more to
+    /// wait for.
+    pub async fn admit_continuing(
+        self,
+        arguments: Value,
+        at_least: Option<Position>,
+        known_at: DateTime<Utc>,
+    ) -> Result<Admitted, ApiError> {
+        self.state.consistent(at_least).await?;
+        self.record(arguments, known_at).await
+    }
+
+    async fn record(self, arguments: Value, known_at: DateTime<Utc>) -> Result<Admitted, ApiError> {
         if let Some(query) = self.query {
             self.state
                 .access_log

@@ -333,6 +333,7 @@ async fn a_statement_opens_where_the_range_starts_and_its_lines_add_up_to_the_cl
 async fn statement_pages_return_every_line_exactly_once() {
     let fixture = statement_fixture().await;
     let (from, to) = (at(10, 0, 0), at(12, 0, 0));
+    let known_at = chrono::Utc::now();
     for size in [1, 2, 4, 5, 6] {
         let mut seen = Vec::new();
         let mut after = None;
@@ -342,7 +343,7 @@ async fn statement_pages_return_every_line_exactly_once() {
                 fixture.account,
                 from,
                 to,
-                chrono::Utc::now(),
+                known_at,
                 size,
                 after,
             )
@@ -359,7 +360,7 @@ async fn statement_pages_return_every_line_exactly_once() {
             if !page.entries.has_next_page {
                 break;
             }
-            after = page.entries.items.last().map(|l| l.key());
+            after = page.entries.items.last().map(|l| l.key_in(&page.scope()));
         }
         assert_eq!(
             seen,
@@ -908,4 +909,35 @@ async fn balances_and_statements_read_on_two_axes_and_a_past_answer_stays_put() 
         None,
         "unknown before it was opened"
     );
+}
+
+#[tokio::test]
+async fn a_statement_cursor_belongs_to_its_statement() {
+    let fixture = statement_fixture().await;
+    let pool = &fixture.db.pool;
+    let (from, to) = (at(10, 0, 0), at(12, 0, 0));
+    let known_at = chrono::Utc::now();
+    let first = statement(pool, fixture.account, from, to, known_at, 2, None)
+        .await
+        .expect("statement");
+    let cursor = first.entries.items[1].key_in(&first.scope());
+    let next = statement(pool, fixture.account, from, to, known_at, 2, Some(cursor))
+        .await
+        .expect("the next page");
+    assert_eq!(
+        next.entries.items[0].balance_after,
+        first.entries.items[1].balance_after + next.entries.items[0].amount
+    );
+    for (account, from, known_at) in [
+        (fixture.counterparty, from, known_at),
+        (fixture.account, at(10, 0, 1), known_at),
+        (fixture.account, from, known_at + Duration::seconds(1)),
+    ] {
+        let Err(refused) = statement(pool, account, from, to, known_at, 2, Some(cursor)).await
+        else {
+            panic!("a cursor of another statement was accepted");
+        };
+        assert_eq!(refused.code(), ErrorCode::Validation);
+        assert!(refused.to_string().starts_with("after: "), "{refused}");
+    }
 }

@@ -335,3 +335,116 @@ async fn hold_refusals_name_the_field_and_write_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_hold_id_names_one_hold_across_accounts_and_a_collision_disturbs_no_one_else() {
+    let app = spawn_app().await;
+    let first = app.open_usd("First").await;
+    let second = app.open_usd("Second").await;
+    let busy = app.open_usd("Busy").await;
+    app.deposited(first.id, "100.00").await;
+    app.deposited(second.id, "100.00").await;
+    let hold_id = Uuid::new_v4();
+    let placed = app
+        .hold_mutation(
+            &place_hold(),
+            json!({ "accountId": first.id, "holdId": hold_id, "amount": "10", "idempotencyKey": key() }),
+        )
+        .await;
+    assert_eq!(placed.data("placeHold")["hold"]["id"], json!(hold_id));
+    let place = place_hold();
+    let collisions = (0..8).map(|_| {
+        app.hold_mutation(
+            &place,
+            json!({ "accountId": second.id, "holdId": hold_id, "amount": "1", "idempotencyKey": key() }),
+        )
+    });
+    let deposits = (0..24).map(|_| {
+        app.deposit(
+            app.teller(),
+            json!({ "accountId": busy.id, "amount": "1.00", "idempotencyKey": key() }),
+        )
+    });
+    let (collisions, deposits) = tokio::join!(join_all(collisions), join_all(deposits));
+    for refused in &collisions {
+        assert_eq!(refused.code(), Some("VALIDATION"), "{}", refused.body);
+        assert_eq!(
+            refused.body["errors"][0]["extensions"]["field"],
+            "input.holdId"
+        );
+        assert!(
+            refused.message().contains("already exists"),
+            "{}",
+            refused.body
+        );
+    }
+    for deposit in &deposits {
+        assert!(deposit.code().is_none(), "{}", deposit.body);
+    }
+    assert_eq!(
+        app.read_account(busy.id).await.expect("busy").balance,
+        "24.00"
+    );
+    let second_now = app.holds_of(second.id, None).await;
+    assert_eq!(second_now["heldAmount"], "0.00");
+}
+
+#[tokio::test]
+async fn a_retry_after_the_hold_expired_gets_the_first_answer() {
+    let app = spawn_app().await;
+    let account = app.open_usd("Retry").await;
+    app.deposited(account.id, "100.00").await;
+    let input = json!({
+        "accountId": account.id, "amount": "5.00", "idempotencyKey": key(),
+        "expiresAt": (Utc::now() + chrono::Duration::seconds(1)).to_rfc3339(),
+    });
+    let first = app.hold_mutation(&place_hold(), input.clone()).await;
+    let first = first.data("placeHold").clone();
+    assert_eq!(first["account"]["heldAmount"], "5.00");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let again = app.hold_mutation(&place_hold(), input).await;
+    assert_eq!(
+        again.data("placeHold"),
+        &first,
+        "the stored answer, as of its booking"
+    );
+}
+
+#[tokio::test]
+async fn a_capture_answers_with_the_ids_a_reversal_needs() {
+    let app = spawn_app().await;
+    let card = app.open_usd("Card").await;
+    let shop = app.open_usd("Shop").await;
+    app.deposited(card.id, "50.00").await;
+    let to_shop = app.held(card.id, "20.00", None).await;
+    let captured = app
+        .execute(
+            Some(app.teller()),
+            &[],
+            "mutation($input: CaptureHoldInput!) { captureHold(input: $input) { eventId transferId hold { reference } } }",
+            json!({ "input": { "holdId": id_of(&to_shop), "toAccountId": shop.id, "idempotencyKey": key() } }),
+        )
+        .await;
+    let captured = captured.data("captureHold").clone();
+    assert!(captured["eventId"].is_string());
+    assert!(captured["transferId"].is_string());
+    assert_eq!(
+        captured["hold"]["reference"], "card auth",
+        "the capture keeps the authorisation's reference"
+    );
+    let reversed = app
+        .execute(
+            Some(app.supervisor()),
+            &[],
+            "mutation($input: ReverseInput!) { reverse(input: $input) { accounts { balance } } }",
+            json!({ "input": { "transferId": captured["transferId"], "reason": "refund", "idempotencyKey": key() } }),
+        )
+        .await;
+    let balances: Vec<&Value> = reversed.data("reverse")["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| &a["balance"])
+        .collect();
+    assert_eq!(balances, vec!["50.00", "0.00"]);
+}

@@ -120,6 +120,11 @@ async fn the_month_end_balance_as_known_before_a_backdating_never_changes() {
         .month_end_balance(account, month_end, None, &position)
         .await;
     assert_eq!(default["balance"], "150.00", "asKnownAt defaults to now");
+    assert_eq!(
+        default["asKnownAt"],
+        Value::Null,
+        "not final: a booking of a moment ago may still arrive"
+    );
 
     let statement = |known: Option<DateTime<Utc>>| {
         let app = &app;
@@ -183,6 +188,21 @@ async fn the_month_end_balance_as_known_before_a_backdating_never_changes() {
     };
     assert_eq!(totals(Some(known_before)).await, "100.00");
     assert_eq!(totals(None).await, "150.00");
+
+    // The last nanosecond of the month, as people write it: stored to the microsecond,
+    // counted in the month.
+    let last_nanosecond = format!("{}999Z", text(month_end).trim_end_matches('Z'));
+    let late = app.deposit_valued(account, "7.00", &last_nanosecond).await;
+    let late_position = late["position"].as_str().expect("position").to_string();
+    let month = app
+        .execute(
+            Some(app.teller()),
+            &[],
+            TWO_AXES_BALANCE,
+            json!({ "accountId": account, "asOf": last_nanosecond, "atLeast": late_position }),
+        )
+        .await;
+    assert_eq!(month.data("balanceAsOf")["balance"], "157.00");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! now stands and its account.
 
 use chrono::{DateTime, Utc};
-use ledger::{AccountEvent, AccountId, HoldId};
+use ledger::{AccountEvent, AccountId, EventId, HoldId, TransferId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +46,18 @@ pub struct HoldView {
 pub struct HoldOutcome {
     pub hold: HoldView,
     pub account: Account,
+    /// The event the command wrote on the hold's account (a capture's: reverse it by this
+    /// id, or by `transfer_id` when it went to another account).
+    #[serde(default)]
+    pub event_id: Option<EventId>,
+    /// The transfer a capture to another account made.
+    #[serde(default)]
+    pub transfer_id: Option<TransferId>,
     pub position: i64,
+    /// When it was booked: what the answer's available balances are as of, also when it
+    /// is given again to a retry. `None` in answers stored before it was recorded.
+    #[serde(default)]
+    pub booked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The hold `hold_id` as the account held it, before (settling) or after (placing).
@@ -108,8 +119,11 @@ impl Command for PlaceHoldCommand {
         let account = written.account(self.0.account_id);
         HoldOutcome {
             hold: view(&account, self.0.hold_id, HoldStatus::Active),
+            event_id: Some(written.last_event_on(self.0.account_id)),
+            transfer_id: None,
             account,
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -159,9 +173,12 @@ impl Command for CaptureHoldCommand {
             }
         }
         HoldOutcome {
+            transfer_id: hold.to_account_id.map(|_| self.0.transfer_id),
             hold,
+            event_id: Some(written.last_event_on(self.0.account_id)),
             account: written.account(self.0.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -202,8 +219,11 @@ impl Command for ReleaseHoldCommand {
                 self.0.hold_id,
                 HoldStatus::Released,
             ),
+            event_id: Some(written.last_event_on(self.0.account_id)),
+            transfer_id: None,
             account: written.account(self.0.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -244,8 +264,11 @@ impl Command for ExpireHoldCommand {
                 self.0.hold_id,
                 HoldStatus::Expired,
             ),
+            event_id: Some(written.last_event_on(self.0.account_id)),
+            transfer_id: None,
             account: written.account(self.0.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }

@@ -92,6 +92,14 @@ impl Written {
         self.events.iter().map(|e| e.position).max().unwrap_or(0)
     }
 
+    /// When the command's events were booked (they share one instant).
+    pub fn booked_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.events
+            .first()
+            .map(|e| e.recorded_at)
+            .expect("a written command has events")
+    }
+
     /// The state of `id` after the command.
     pub fn account(&self, id: AccountId) -> Account {
         self.states

@@ -15,6 +15,10 @@ use crate::domain::{
 pub struct AccountOutcome {
     pub account: Account,
     pub position: i64,
+    /// When it was booked: what the answer's available balances are as of, also when it
+    /// is given again to a retry. `None` in answers stored before it was recorded.
+    #[serde(default)]
+    pub booked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer to a deposit or a withdrawal.
@@ -24,6 +28,10 @@ pub struct MovementOutcome {
     pub account: Account,
     pub event_id: EventId,
     pub position: i64,
+    /// When it was booked: what the answer's available balances are as of, also when it
+    /// is given again to a retry. `None` in answers stored before it was recorded.
+    #[serde(default)]
+    pub booked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer to a transfer: both accounts after it.
@@ -34,6 +42,10 @@ pub struct TransferOutcome {
     pub from: Account,
     pub to: Account,
     pub position: i64,
+    /// When it was booked: what the answer's available balances are as of, also when it
+    /// is given again to a retry. `None` in answers stored before it was recorded.
+    #[serde(default)]
+    pub booked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn single(
@@ -70,6 +82,7 @@ impl Command for OpenAccount {
         AccountOutcome {
             account: written.account(self.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -102,6 +115,7 @@ impl Command for Deposit {
             account: written.account(self.account_id),
             event_id: written.last_event_on(self.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -134,6 +148,7 @@ impl Command for Withdraw {
             account: written.account(self.account_id),
             event_id: written.last_event_on(self.account_id),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -173,6 +188,7 @@ impl Command for Transfer {
             from: written.account(self.from),
             to: written.account(self.to),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }
@@ -207,6 +223,7 @@ macro_rules! status_command {
                 AccountOutcome {
                     account: written.account(self.0.account_id),
                     position: written.position(),
+            booked_at: Some(written.booked_at()),
                 }
             }
         }

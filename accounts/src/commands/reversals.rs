@@ -21,6 +21,10 @@ pub struct ReversalOutcome {
     pub reversal_id: ReversalId,
     pub accounts: Vec<Account>,
     pub position: i64,
+    /// When it was booked: what the answer's available balances are as of, also when it
+    /// is given again to a retry. `None` in answers stored before it was recorded.
+    #[serde(default)]
+    pub booked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Undo a movement (supervisor): `reverse`.
@@ -62,6 +66,7 @@ impl Command for ReverseCommand {
                 .map(|id| written.account(id))
                 .collect(),
             position: written.position(),
+            booked_at: Some(written.booked_at()),
         }
     }
 }

@@ -99,7 +99,9 @@ fn active<'a>(
             hold_id,
             why: format!(
                 "it expired at {}",
-                hold.expires_at.map_or_else(String::new, |e| e.to_rfc3339())
+                hold.expires_at
+                    .as_ref()
+                    .map_or_else(String::new, super::instant)
             ),
         });
     }
@@ -131,7 +133,8 @@ pub fn decide_capture(
         }
         None => hold.amount,
     };
-    let reference = text::optional(&capture.reference);
+    // A capture without a reference of its own keeps the hold's (the authorisation's).
+    let reference = text::optional(&capture.reference).or_else(|| hold.reference.clone());
     let mut events = Vec::with_capacity(2);
     let destination = match capture.to {
         Some(to) => {

@@ -323,7 +323,9 @@ pub enum DomainError {
         currency: Currency,
     },
     #[error(
-        "{expires_at} is not after the booking instant {now}; a hold must expire in the future"
+        "{} is not after the booking instant {}; a hold must expire in the future",
+        instant(expires_at),
+        instant(now)
     )]
     ExpiryInThePast {
         expires_at: DateTime<Utc>,
@@ -333,17 +335,25 @@ pub enum DomainError {
     MovementNotFound(String),
     #[error("{what} cannot be reversed: {why}")]
     NotReversible { what: String, why: String },
-    #[error("movement {0} has already been reversed")]
-    AlreadyReversed(EventId),
+    /// The movement (or transfer) named, as the client named it, has been reversed before.
+    #[error("{0} has already been reversed")]
+    AlreadyReversed(String),
     #[error(
-        "{value_date} is outside the value dates accepted now: from {earliest} (the backdating window) to {latest} (the booking instant)"
+        "{} is outside the value dates accepted now: from {} (the backdating window) to {} (the booking instant)",
+        instant(value_date),
+        instant(earliest),
+        instant(latest)
     )]
     ValueDateOutOfRange {
         value_date: DateTime<Utc>,
         earliest: DateTime<Utc>,
         latest: DateTime<Utc>,
     },
-    #[error("{value_date} lies in a closed period (closed through {closed_through})")]
+    #[error(
+        "{} lies in a closed period (closed through {})",
+        instant(value_date),
+        instant(closed_through)
+    )]
     PeriodClosed {
         value_date: DateTime<Utc>,
         closed_through: DateTime<Utc>,
@@ -401,6 +411,11 @@ impl DomainError {
             }
         }
     }
+}
+
+/// An instant as messages show it: RFC 3339 in UTC, to the microsecond.
+pub fn instant(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Decides a single-account command against the account's current state.

@@ -219,7 +219,10 @@ pub fn decide_reversal(
     let mut events = Vec::with_capacity(legs.len());
     for leg in &legs {
         if leg.account.reversed.contains(&leg.event_id) {
-            return Err(DomainError::AlreadyReversed(leg.event_id));
+            return Err(DomainError::AlreadyReversed(match transfer_id {
+                Some(transfer) => format!("transfer {transfer}"),
+                None => format!("movement {}", leg.event_id),
+            }));
         }
         if leg.signed < Decimal::ZERO {
             ensure_takes_debits(leg.account)?;

@@ -53,7 +53,8 @@ fn rejects_reversing_a_movement_twice() {
     given_accounts(&[&account])
         .when_reverse(&reverse_deposit(account.id, deposit, "40.00"))
         .then_err_matching(|e| {
-            *e == DomainError::AlreadyReversed(deposit) && e.code() == ErrorCode::AlreadyReversed
+            *e == DomainError::AlreadyReversed(format!("movement {deposit}"))
+                && e.code() == ErrorCode::AlreadyReversed
         });
 }
 

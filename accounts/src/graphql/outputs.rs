@@ -87,10 +87,18 @@ impl AccountView {
 impl TryFrom<domain::Account> for AccountView {
     type Error = ApiError;
 
+    /// The account as it stands now.
     fn try_from(account: domain::Account) -> Result<Self, ApiError> {
-        let now = Utc::now();
-        let available = account.available_balance_at(now);
-        let held = account.held_at(now);
+        Self::as_at(account, Utc::now())
+    }
+}
+
+impl AccountView {
+    /// The account with its holds counted as they stood at `at` (a command's answer is as
+    /// of its booking, also when given again to a retry).
+    pub fn as_at(account: domain::Account, at: chrono::DateTime<Utc>) -> Result<Self, ApiError> {
+        let available = account.available_balance_at(at);
+        let held = account.held_at(at);
         Ok(Self {
             id: Uuid(account.id.as_uuid()),
             holder: account.holder,
@@ -108,6 +116,12 @@ impl TryFrom<domain::Account> for AccountView {
             opened_at: DateTime(account.opened_at),
         })
     }
+}
+
+/// The instant an answer's accounts are shown as of: its booking, or now for an answer
+/// stored before bookings were recorded with it.
+fn booked(at: Option<chrono::DateTime<Utc>>) -> chrono::DateTime<Utc> {
+    at.unwrap_or_else(Utc::now)
 }
 
 /// The account after a command that did not move money.
@@ -140,7 +154,7 @@ impl TryFrom<AccountOutcome> for AccountPayload {
 
     fn try_from(outcome: AccountOutcome) -> Result<Self, ApiError> {
         Ok(Self {
-            account: outcome.account.try_into()?,
+            account: AccountView::as_at(outcome.account, booked(outcome.booked_at))?,
             position: outcome.position.to_string(),
         })
     }
@@ -151,7 +165,7 @@ impl TryFrom<MovementOutcome> for MovementPayload {
 
     fn try_from(outcome: MovementOutcome) -> Result<Self, ApiError> {
         Ok(Self {
-            account: outcome.account.try_into()?,
+            account: AccountView::as_at(outcome.account, booked(outcome.booked_at))?,
             event_id: Uuid(outcome.event_id.as_uuid()),
             position: outcome.position.to_string(),
         })
@@ -164,8 +178,8 @@ impl TryFrom<TransferOutcome> for TransferPayload {
     fn try_from(outcome: TransferOutcome) -> Result<Self, ApiError> {
         Ok(Self {
             transfer_id: Uuid(outcome.transfer_id.as_uuid()),
-            from: outcome.from.try_into()?,
-            to: outcome.to.try_into()?,
+            from: AccountView::as_at(outcome.from, booked(outcome.booked_at))?,
+            to: AccountView::as_at(outcome.to, booked(outcome.booked_at))?,
             position: outcome.position.to_string(),
         })
     }
@@ -234,6 +248,11 @@ pub struct HoldPayload {
     pub hold: Hold,
     pub account: AccountView,
     pub position: String,
+    /// The event written on the hold's account (a capture: reverse it by this id when it
+    /// was a withdrawal).
+    pub event_id: Option<Uuid>,
+    /// The transfer a capture to another account made (reverse it by this id).
+    pub transfer_id: Option<Uuid>,
 }
 
 impl TryFrom<HoldOutcome> for HoldPayload {
@@ -242,8 +261,10 @@ impl TryFrom<HoldOutcome> for HoldPayload {
     fn try_from(outcome: HoldOutcome) -> Result<Self, ApiError> {
         let currency = outcome.account.currency;
         Ok(Self {
+            event_id: outcome.event_id.map(|e| Uuid(e.as_uuid())),
+            transfer_id: outcome.transfer_id.map(|t| Uuid(t.as_uuid())),
             hold: Hold::from_view(outcome.hold, currency),
-            account: outcome.account.try_into()?,
+            account: AccountView::as_at(outcome.account, booked(outcome.booked_at))?,
             position: outcome.position.to_string(),
         })
     }
@@ -266,7 +287,7 @@ impl TryFrom<ReversalOutcome> for ReversalPayload {
             accounts: outcome
                 .accounts
                 .into_iter()
-                .map(AccountView::try_from)
+                .map(|a| AccountView::as_at(a, booked(outcome.booked_at)))
                 .collect::<Result<_, _>>()?,
             position: outcome.position.to_string(),
         })

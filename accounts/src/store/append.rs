@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use ledger::{
-    AccountEvent, AccountId, EventId, Hash, RecordedEvent,
+    AccountEvent, AccountId, EventId, Hash, HoldId, RecordedEvent,
     hashing::{EventHashInput, event_hash},
 };
 use serde_json::Value;
@@ -277,8 +277,13 @@ impl AppendTx {
         Ok(events)
     }
 
-    /// Keeps `accounts.holds` in step with the hold events among `events` (just appended).
-    pub async fn index_holds(&mut self, events: &[RecordedEvent]) -> Result<(), StoreError> {
+    /// Keeps `accounts.holds` in step with the hold events among `events` (just appended);
+    /// returns the ids of holds placed here that another hold already has (hold ids are
+    /// unique across accounts): the transaction must then not commit.
+    pub async fn index_holds(
+        &mut self,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<HoldId>, StoreError> {
         self.written = true;
         super::holds::index(&mut self.tx, events).await
     }

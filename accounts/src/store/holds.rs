@@ -88,11 +88,13 @@ pub(super) fn hold_record(row: &PgRow) -> Result<HoldRecord, StoreError> {
 }
 
 /// Indexes the hold events among `events` (placed: a new row; settled: its status), in two
-/// statements at most.
+/// statements at most. Hold ids are unique across accounts: the ids of holds placed here
+/// that another hold already has (in the store, or earlier in `events`) are returned, and
+/// the caller must not commit.
 pub(super) async fn index(
     tx: &mut Transaction<'static, Postgres>,
     events: &[RecordedEvent],
-) -> Result<(), StoreError> {
+) -> Result<Vec<HoldId>, StoreError> {
     let mut placed = Vec::new();
     // (hold, status, captured amount, captured to, settled at)
     type Settled = (
@@ -137,12 +139,15 @@ pub(super) async fn index(
             _ => {}
         }
     }
+    let mut taken = Vec::new();
     if !placed.is_empty() {
-        sqlx::query(
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
             "insert into accounts.holds (hold_id, account_id, amount, currency, expires_at, reference, placed_at, status)
              select h, a, m, c, e, r, p, 'ACTIVE'
              from unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::text[], $5::timestamptz[], $6::text[], $7::timestamptz[])
-                  as u(h, a, m, c, e, r, p)",
+                  as u(h, a, m, c, e, r, p)
+             on conflict (hold_id) do nothing
+             returning hold_id",
         )
         .bind(placed.iter().map(|(_, _, p)| p.hold_id.as_uuid()).collect::<Vec<_>>())
         .bind(placed.iter().map(|(a, _, _)| a.as_uuid()).collect::<Vec<_>>())
@@ -151,8 +156,15 @@ pub(super) async fn index(
         .bind(placed.iter().map(|(_, _, p)| p.expires_at).collect::<Vec<_>>())
         .bind(placed.iter().map(|(_, _, p)| p.reference.clone()).collect::<Vec<_>>())
         .bind(placed.iter().map(|(_, at, _)| *at).collect::<Vec<_>>())
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
+        // Each id inserted once; a second placing of it in this batch was not.
+        let mut inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        for (_, _, p) in &placed {
+            if !inserted.remove(&p.hold_id.as_uuid()) {
+                taken.push(p.hold_id);
+            }
+        }
     }
     if !settled.is_empty() {
         sqlx::query(
@@ -170,5 +182,5 @@ pub(super) async fn index(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    Ok(taken)
 }

@@ -475,7 +475,13 @@ impl EventStore {
             }
             other => other?,
         };
-        tx.index_holds(&recorded).await?;
+        let taken = tx.index_holds(&recorded).await?;
+        if let Some(hold_id) = taken.first() {
+            return Err(StoreError::Corrupt {
+                stream_id: recorded[0].stream_id,
+                reason: format!("hold {hold_id} is already placed"),
+            });
+        }
         let mut appended = Appended {
             streams: Vec::with_capacity(streams.len()),
             position: recorded.iter().map(|e| e.position).max().unwrap_or(0),

@@ -125,7 +125,7 @@ impl ReportingQuery {
             known_at: admitted.known_at,
         };
         let balance = queries::balance_as_of(&state.pool, account_id, axes).await?;
-        Ok(balance.map(|b| HistoricalBalance::at(b, axes)))
+        Ok(balance.map(|b| HistoricalBalance::at(b, axes, as_known_at.is_some())))
     }
 
     /// Every account that existed at value date `asOf` with its balance then as known at
@@ -192,7 +192,7 @@ impl ReportingQuery {
             found.page,
             after_key.is_some(),
             queries::HistoricalBalance::key,
-            |b| HistoricalBalance::at(b, axes),
+            |b| HistoricalBalance::at(b, axes, as_known_at.is_some()),
             totals,
         ))
     }
@@ -229,9 +229,17 @@ impl ReportingQuery {
             "accountId": account_id, "from": from, "to": to, "asKnownAt": as_known_at.map(|k| k.0),
             "first": first, "after": after, "atLeast": at_least_text(at_least),
         });
-        let admitted = gate
-            .admit(arguments, at_least, as_known_at.map(|k| k.0))
-            .await?;
+        // The pages of one statement are read as known at one instant: the cursor's.
+        let admitted = match &after_key {
+            Some(key) => {
+                let known_at = queries::StatementScope::continuing(key, as_known_at.map(|k| k.0))?;
+                gate.admit_continuing(arguments, at_least, known_at).await?
+            }
+            None => {
+                gate.admit(arguments, at_least, as_known_at.map(|k| k.0))
+                    .await?
+            }
+        };
         let statement = queries::statement(
             &state.pool,
             account_id,
@@ -242,7 +250,11 @@ impl ReportingQuery {
             after_key,
         )
         .await?;
-        Ok(Statement::from_query(statement, after_key.is_some()))
+        Ok(Statement::from_query(
+            statement,
+            after_key.is_some(),
+            as_known_at.is_some(),
+        ))
     }
 
     /// Events with who caused them and their hashes, by position; every criterion given must hold.

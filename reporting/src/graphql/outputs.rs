@@ -112,8 +112,10 @@ pub struct HistoricalBalance {
     pub balance: Decimal,
     /// The value date asked about.
     pub as_of: DateTime,
-    /// The booking instant the answer is as known at (now when not asked for).
-    pub as_known_at: DateTime,
+    /// The booking instant the answer is as known at, when one was asked for: the answer
+    /// is then final. Null when not asked for: the answer is as projected now, and a
+    /// movement booked a moment ago may still arrive.
+    pub as_known_at: Option<DateTime>,
     /// The account version of the last booking counted in the balance.
     pub version: i64,
     /// When that booking was recorded.
@@ -121,14 +123,19 @@ pub struct HistoricalBalance {
 }
 
 impl HistoricalBalance {
-    pub(crate) fn at(balance: queries::HistoricalBalance, axes: queries::TwoAxes) -> Self {
+    /// `balance` at `axes`; `asked`: whether the booking instant was asked for.
+    pub(crate) fn at(
+        balance: queries::HistoricalBalance,
+        axes: queries::TwoAxes,
+        asked: bool,
+    ) -> Self {
         Self {
             account_id: Uuid(balance.account_id.as_uuid()),
             holder: balance.holder,
             balance: Decimal::money(balance.balance, balance.currency),
             currency: balance.currency.code().to_string(),
             as_of: DateTime(axes.as_of),
-            as_known_at: DateTime(axes.known_at),
+            as_known_at: asked.then_some(DateTime(axes.known_at)),
             version: balance.version,
             last_change_at: DateTime(balance.last_change_at),
         }
@@ -167,8 +174,10 @@ pub struct Statement {
     /// The range of value dates, both inclusive.
     pub from: DateTime,
     pub to: DateTime,
-    /// The booking instant the statement is as known at (now when not asked for).
-    pub as_known_at: DateTime,
+    /// The booking instant the statement is as known at, when one was asked for: the
+    /// statement is then final. Null when read as projected now (its later pages are read
+    /// at the same instant as its first).
+    pub as_known_at: Option<DateTime>,
     /// The balance valued before `from` (zero if the account did not exist yet).
     pub opening_balance: Decimal,
     /// The balance valued at `to`, inclusive; equals `balanceAsOf(to, asKnownAt)`.
@@ -183,19 +192,25 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub(crate) fn from_query(statement: queries::Statement, after_given: bool) -> Self {
+    /// `asked`: whether the booking instant was asked for.
+    pub(crate) fn from_query(
+        statement: queries::Statement,
+        after_given: bool,
+        asked: bool,
+    ) -> Self {
+        let scope = statement.scope();
         Self {
             account_id: Uuid(statement.account_id.as_uuid()),
             from: DateTime(statement.from),
             to: DateTime(statement.to),
-            as_known_at: DateTime(statement.known_at),
+            as_known_at: asked.then_some(DateTime(statement.known_at)),
             opening_balance: Decimal::money(statement.opening_balance, statement.currency),
             closing_balance: Decimal::money(statement.closing_balance, statement.currency),
             total_credits: Decimal::money(statement.total_credits, statement.currency),
             total_debits: Decimal::money(statement.total_debits, statement.currency),
             currency: statement.currency.code().to_string(),
             entry_count: statement.entry_count,
-            entries: plain_connection(statement.entries, after_given, queries::StatementEntry::key),
+            entries: plain_connection(statement.entries, after_given, |e| e.key_in(&scope)),
         }
     }
 }

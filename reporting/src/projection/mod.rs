@@ -523,9 +523,11 @@ fn decide(
                 _ => {}
             }
             if let Some(value_date) = decoded.value_date() {
+                // Rounded up: a value date finer than the microseconds PostgreSQL keeps
+                // must still fall inside the bounded range the balance query reads.
                 let lag = (event.recorded_at - value_date)
-                    .num_microseconds()
-                    .unwrap_or(i64::MAX);
+                    .num_nanoseconds()
+                    .map_or(i64::MAX, |ns| (ns + 999) / 1_000);
                 account.backdated_lag_max_us = account.backdated_lag_max_us.max(lag);
             }
             account.version = event.stream_version;

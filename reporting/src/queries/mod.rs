@@ -25,7 +25,7 @@ pub use balances::{
     balances_as_of, explain_balance_as_of,
 };
 pub use consistency::{POSITION_POLL_INTERVAL, Position, wait_for_position};
-pub use statement::{EntryKey, EntryKind, Statement, StatementEntry, statement};
+pub use statement::{EntryKey, EntryKind, Statement, StatementEntry, StatementScope, statement};
 pub use status::{HALTED_ACCOUNTS_MAX, ProjectionStatus, projection_status};
 
 /// Items in a page when the client does not say.

@@ -77,23 +77,34 @@ impl StatementEntry {
         })
     }
 
-    pub fn key(&self) -> EntryKey {
+    /// The cursor after this line of the statement `scope`.
+    pub fn key_in(&self, scope: &StatementScope) -> EntryKey {
         EntryKey {
             value_date: self.value_date,
             version: self.version,
             balance_after: self.balance_after,
+            account_id: scope.account_id,
+            from: scope.from,
+            to: scope.to,
+            known_at: scope.known_at,
         }
     }
 }
 
-/// The position of a line in a statement, and the running balance after it: the next page
-/// is one index range scan on `ledger_entries_value_axis` that continues from that balance.
-/// (Cursors are tagged by the server, so the balance is the server's own.)
+/// The position of a line in a statement, the running balance after it, and the statement
+/// it belongs to (account, range and booking instant): the next page is one index range
+/// scan on `ledger_entries_value_axis` that continues from that balance, as known at the
+/// same instant. Cursors are tagged by the server, so all of it is the server's own; a
+/// cursor of another statement is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryKey {
     pub value_date: DateTime<Utc>,
     pub version: i64,
     pub balance_after: Decimal,
+    pub account_id: AccountId,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub known_at: DateTime<Utc>,
 }
 
 impl CursorKey for EntryKey {
@@ -101,23 +112,65 @@ impl CursorKey for EntryKey {
 
     fn to_text(&self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}:{}",
             self.version,
             self.value_date.timestamp_micros(),
-            self.balance_after
+            self.balance_after,
+            self.account_id,
+            self.from.timestamp_micros(),
+            self.to.timestamp_micros(),
+            self.known_at.timestamp_micros(),
         )
     }
 
     fn from_text(text: &str) -> Option<Self> {
-        let mut parts = text.splitn(3, ':');
-        let version = parts.next()?.parse().ok()?;
-        let micros = parts.next()?.parse().ok()?;
-        let balance_after = parts.next()?.parse().ok()?;
+        let parts: Vec<&str> = text.split(':').collect();
+        let [version, micros, balance, account, from, to, known_at] = parts.as_slice() else {
+            return None;
+        };
+        let instant = |text: &str| DateTime::from_timestamp_micros(text.parse().ok()?);
         Some(Self {
-            version,
-            value_date: DateTime::from_timestamp_micros(micros)?,
-            balance_after,
+            version: version.parse().ok()?,
+            value_date: instant(micros)?,
+            balance_after: balance.parse().ok()?,
+            account_id: AccountId::from_uuid(account.parse().ok()?),
+            from: instant(from)?,
+            to: instant(to)?,
+            known_at: instant(known_at)?,
         })
+    }
+}
+
+/// Which statement a page belongs to: the account, the range of value dates and the
+/// booking instant it is read at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatementScope {
+    pub account_id: AccountId,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub known_at: DateTime<Utc>,
+}
+
+impl StatementScope {
+    /// The booking instant of the page after `after`: the cursor's own (the pages of one
+    /// statement are read at one instant). VALIDATION naming `asKnownAt` when the caller
+    /// asks for another.
+    pub fn continuing(
+        after: &EntryKey,
+        as_known_at: Option<DateTime<Utc>>,
+    ) -> Result<DateTime<Utc>, QueryError> {
+        match as_known_at {
+            Some(asked) if asked != after.known_at => Err(QueryError::invalid(
+                "asKnownAt",
+                format!(
+                    "the cursor after belongs to this statement as known at {}; ask for that instant or leave asKnownAt out",
+                    after
+                        .known_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                ),
+            )),
+            _ => Ok(after.known_at),
+        }
     }
 }
 
@@ -143,6 +196,18 @@ pub struct Statement {
     pub entries: Page<StatementEntry>,
 }
 
+impl Statement {
+    /// Which statement this is (for its cursors).
+    pub fn scope(&self) -> StatementScope {
+        StatementScope {
+            account_id: self.account_id,
+            from: self.from,
+            to: self.to,
+            known_at: self.known_at,
+        }
+    }
+}
+
 /// The statement of `account_id` for value dates in `[from, to]` (both inclusive) as
 /// known at `known_at`, with the page of `size` lines after `after`.
 pub async fn statement(
@@ -156,6 +221,14 @@ pub async fn statement(
 ) -> Result<Statement, QueryError> {
     if from > to {
         return Err(QueryError::invalid("from", "must not be later than to"));
+    }
+    if let Some(key) = &after
+        && (key.account_id, key.from, key.to, key.known_at) != (account_id, from, to, known_at)
+    {
+        return Err(QueryError::invalid(
+            "after",
+            "is a cursor of another statement (another account, range or asKnownAt)",
+        ));
     }
     let id = account_id.as_uuid();
     let mut tx = snapshot(pool).await?;
@@ -313,11 +386,16 @@ mod tests {
     use crate::queries::cursor;
 
     #[test]
-    fn entry_cursors_round_trip_with_their_running_balance() {
+    fn entry_cursors_round_trip_with_their_running_balance_and_statement() {
+        let at = |micros| DateTime::from_timestamp_micros(micros).expect("instant");
         let key = EntryKey {
-            value_date: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("instant"),
+            value_date: at(1_790_000_000_123_456),
             version: 12,
             balance_after: "-1234.50".parse().expect("decimal"),
+            account_id: AccountId::generate(),
+            from: at(1_789_000_000_000_000),
+            to: at(1_791_000_000_000_000),
+            known_at: at(1_792_000_000_000_001),
         };
         let decoded: EntryKey = cursor::decode("after", &cursor::encode(&key)).expect("cursor");
         assert_eq!(decoded, key);

@@ -64,6 +64,7 @@ pub async fn statement_report(
     });
     let known_at = gate.admit(arguments, at_least, as_known_at).await?.known_at;
     let whole = queries::statement(&state.pool, account_id, from, to, known_at, 0, None).await?;
+    let scope = whole.scope();
     let currency = whole.currency;
     let balance_row = |kind: &str, at, balance: rust_decimal::Decimal| {
         let mut csv = Csv::default();
@@ -97,7 +98,7 @@ pub async fn statement_report(
                     items: page.items,
                     has_next_page: page.has_next_page,
                 },
-                queries::StatementEntry::key,
+                |e| e.key_in(&scope),
                 |e, csv| {
                     let id = |id: Option<String>| id.unwrap_or_default();
                     csv.field(&instant(e.value_date));
