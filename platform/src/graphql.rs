@@ -311,11 +311,12 @@ fn read_body(
 
 /// Everything decided before async-graphql executes: the body, the document's bounds,
 /// parsing and the inputs. Returns the request to execute.
+/// The request to run, and the bounded label of what it runs (for metrics and logs).
 fn prepare(
     inputs: &InputSchema,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<async_graphql::Request, (StatusCode, ApiError)> {
+) -> Result<(async_graphql::Request, String), (StatusCode, ApiError)> {
     let body = read_body(headers, body)?;
     let refuse = |error: ApiError| (StatusCode::OK, error);
     document::scan(&body.query)
@@ -342,12 +343,13 @@ fn prepare(
     inputs
         .check(&parsed, body.operation_name.as_deref(), &body.variables)
         .map_err(refuse)?;
+    let operation = inputs.operation_label(&parsed, body.operation_name.as_deref());
     let mut request = async_graphql::Request::new(body.query).variables(body.variables);
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
     request.set_parsed_query(parsed);
-    Ok(request)
+    Ok((request, operation))
 }
 
 /// `POST /graphql`: authenticates, reads and checks the request, runs it with a
@@ -364,23 +366,54 @@ where
     E: Executor + Clone,
 {
     let correlation_id = context.correlation_id.clone();
-    let mut http = match prepare(&inputs, &headers, body) {
+    let actor = context.principal.actor.clone();
+    let started = std::time::Instant::now();
+    let (mut http, operation, outcome) = match prepare(&inputs, &headers, body) {
         Err((StatusCode::OK, error)) => {
+            let outcome = error.code.as_str().to_string();
             let response = async_graphql::Response::from_errors(vec![error.into()]);
-            async_graphql_axum::GraphQLResponse::from(response).into_response()
+            let http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+            (http, "unparsed".to_string(), outcome)
         }
-        Err((status, error)) => error_response(status, &error),
-        Ok(request) => {
+        Err((status, error)) => (
+            error_response(status, &error),
+            "unparsed".to_string(),
+            error.code.as_str().to_string(),
+        ),
+        Ok((request, operation)) => {
             let mut response = executor.execute(request.data(context)).await;
             for error in &mut response.errors {
                 assign_code(error);
             }
-            async_graphql_axum::GraphQLResponse::from(response).into_response()
+            let outcome = response
+                .errors
+                .first()
+                .and_then(|e| e.extensions.as_ref())
+                .and_then(|e| e.get("code"))
+                .map_or_else(
+                    || "ok".to_string(),
+                    |code| code.to_string().trim_matches('"').to_string(),
+                );
+            let http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+            (http, operation, outcome)
         }
     };
+    metrics::counter!(
+        "folio_graphql_requests_total",
+        "operation" => operation.clone(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+    metrics::histogram!("folio_graphql_request_duration_seconds", "operation" => operation.clone())
+        .record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
         http.headers_mut().insert(CORRELATION_ID_HEADER, value);
     }
+    http.extensions_mut()
+        .insert(crate::observability::RequestFacts {
+            actor: Some(actor),
+            operation: Some(operation),
+        });
     http
 }
 

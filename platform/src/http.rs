@@ -11,10 +11,10 @@ use axum::{
     routing::{get, post},
 };
 use futures::future::BoxFuture;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
     ApiError,
@@ -58,7 +58,9 @@ pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>) -> Router {
         .layer(Extension(keys))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(
+            crate::observability::log_requests,
+        ))
 }
 
 /// HTTP 500 with a GraphQL-shaped INTERNAL error; the panic is logged, never sent.
@@ -179,12 +181,28 @@ pub fn check_nats(client: &async_nats::Client) -> Check {
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(crate::observability::DURATION_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("folio_group_commit_operations".into()),
+                    crate::observability::BATCH_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("folio_access_log_batch_rows".into()),
+                    crate::observability::BATCH_BUCKETS,
+                )
+            })
+            .expect("the bucket lists are not empty")
+            .build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; metrics then go there.
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed");
         }
+        crate::observability::describe_metrics();
         handle
     })
 }

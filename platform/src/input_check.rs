@@ -219,6 +219,49 @@ impl InputSchema {
         Ok(())
     }
 
+    /// A bounded name for what a request runs, for metrics and logs: the root field of the
+    /// operation that runs (`deposit`, `statement`), `introspection`, `several` when it has
+    /// more than one, or `unknown`. Never a client-chosen name.
+    pub fn operation_label(
+        &self,
+        document: &ExecutableDocument,
+        operation_name: Option<&str>,
+    ) -> String {
+        let operation = match (&document.operations, operation_name) {
+            (DocumentOperations::Single(operation), _) => Some(&operation.node),
+            (DocumentOperations::Multiple(operations), Some(name)) => {
+                operations.get(&Name::new(name)).map(|o| &o.node)
+            }
+            (DocumentOperations::Multiple(_), None) => None,
+        };
+        let Some(operation) = operation else {
+            return "unknown".into();
+        };
+        let root = match operation.ty {
+            OperationType::Query => Some(self.query.as_str()),
+            OperationType::Mutation => self.mutation.as_deref(),
+            OperationType::Subscription => None,
+        };
+        let fields = root.and_then(|r| self.outputs.get(r));
+        let mut names: Vec<&str> = Vec::new();
+        for selection in &operation.selection_set.node.items {
+            let name = match &selection.node {
+                Selection::Field(field) => field.node.name.node.as_str(),
+                _ => return "several".into(),
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        match names.as_slice() {
+            [one] if one.starts_with("__") => "introspection".into(),
+            [one] if fields.is_some_and(|f| f.contains_key(*one)) => (*one).to_string(),
+            [_] | [] => "unknown".into(),
+            names if names.iter().all(|n| n.starts_with("__")) => "introspection".into(),
+            _ => "several".into(),
+        }
+    }
+
     fn check_operation(
         &self,
         document: &ExecutableDocument,

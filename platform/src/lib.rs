@@ -16,6 +16,7 @@ pub mod http;
 pub mod input_check;
 pub mod json;
 pub mod messaging;
+pub mod observability;
 pub mod policy;
 pub mod scalars;
 pub mod telemetry;

@@ -159,9 +159,21 @@ impl ProjectionConsumer {
             .map_err(|e| ConsumerError::Nats(e.to_string()))
     }
 
-    /// How far the committed watermark is behind the stream's last message.
+    /// How far the committed watermark is behind the stream's last message. Reads the
+    /// stream's state only: it creates neither the stream nor a consumer (readiness probes
+    /// and the lag gauges call it).
     pub async fn lag(&self) -> Result<Lag, ConsumerError> {
-        let stream = self.stream().await?;
+        let stream = match self.js.get_stream(&self.settings.stream).await {
+            Ok(stream) => stream,
+            // No stream yet: nothing was published, so nothing waits.
+            Err(error) if stream_missing(&error) => {
+                return Ok(Lag {
+                    events: 0,
+                    seconds: 0.0,
+                });
+            }
+            Err(error) => return Err(ConsumerError::Nats(error.to_string())),
+        };
         let info = stream
             .get_info()
             .await
@@ -408,4 +420,10 @@ async fn pause(duration: Duration, shutdown: &mut watch::Receiver<bool>) {
         _ = tokio::time::sleep(duration) => {}
         _ = shutdown.changed() => {}
     }
+}
+
+/// Whether `error` says the stream does not exist.
+fn stream_missing(error: &async_nats::jetstream::context::GetStreamError) -> bool {
+    use async_nats::jetstream::{ErrorCode, context::GetStreamErrorKind};
+    matches!(error.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 
 use crate::{
     access_log::AccessLog,
-    consumer::{ConsumerState, ProjectionConsumer},
+    consumer::{ConsumerState, Lag, ProjectionConsumer},
     projection::Projector,
     queries::{self, Position, QueryError},
     relay_watch::RelayWatch,
@@ -50,6 +50,53 @@ pub struct ReportingState {
     pub relay: RelayWatch,
     /// Where every read records its access (shared commits, see [`crate::access_log`]).
     pub access_log: AccessLog,
+    /// The projection's lag, measured every [`LAG_WATCH_INTERVAL`].
+    pub lag: LagWatch,
+}
+
+/// How often the projection's lag is measured (for its gauges and readiness).
+pub const LAG_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The projection's lag as last measured, kept by a task of its own: readiness reads it
+/// instead of asking NATS on every probe, and it feeds `folio_projection_lag_events` and
+/// `folio_projection_lag_seconds`.
+#[derive(Clone, Debug, Default)]
+pub struct LagWatch {
+    latest: std::sync::Arc<std::sync::Mutex<Option<(Lag, std::time::Instant)>>>,
+}
+
+impl LagWatch {
+    fn spawn(consumer: ProjectionConsumer) -> Self {
+        let watch = Self::default();
+        let latest = watch.latest.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(LAG_WATCH_INTERVAL);
+            loop {
+                ticks.tick().await;
+                let measured = tokio::time::timeout(READINESS_TIMEOUT, consumer.lag())
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                if let Some(lag) = measured {
+                    metrics::gauge!("folio_projection_lag_events").set(lag.events as f64);
+                    metrics::gauge!("folio_projection_lag_seconds").set(lag.seconds);
+                    *latest.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((lag, std::time::Instant::now()));
+                }
+            }
+        });
+        watch
+    }
+
+    /// The lag measured within the last few intervals, if any.
+    pub fn current(&self) -> Option<Lag> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() <= LAG_WATCH_INTERVAL * 3)
+            .map(|(lag, _)| *lag)
+    }
 }
 
 impl ReportingState {
@@ -63,7 +110,9 @@ impl ReportingState {
         let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector);
         let relay = RelayWatch::spawn(nats.clone(), &settings.subject_prefix);
         let access_log = AccessLog::spawn(pool.clone());
+        let lag = LagWatch::spawn(consumer.clone());
         Self {
+            lag,
             access_log,
             pool,
             nats,
@@ -81,12 +130,7 @@ impl ReportingState {
     pub async fn checks(&self) -> Vec<Check> {
         let (state, since) = self.consumer.state();
         let lag = match state {
-            ConsumerState::Leading | ConsumerState::StandingBy => {
-                tokio::time::timeout(READINESS_TIMEOUT, self.consumer.lag())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
+            ConsumerState::Leading | ConsumerState::StandingBy => self.lag.current(),
             _ => None,
         };
         let stalled = lag.filter(|l| l.events > 0 && l.seconds >= PROJECTION_STALLED.as_secs_f64());

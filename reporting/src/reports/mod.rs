@@ -107,10 +107,17 @@ pub fn error_response(error: ApiError) -> Response {
     response
 }
 
-fn with_correlation_id(mut response: Response, request: &RequestContext) -> Response {
+/// The response with the request's correlation id, and who asked for the request log.
+pub fn with_correlation_id(mut response: Response, request: &RequestContext) -> Response {
     if let Ok(value) = request.correlation_id.parse() {
         response.headers_mut().insert(CORRELATION_ID_HEADER, value);
     }
+    response
+        .extensions_mut()
+        .insert(platform::observability::RequestFacts {
+            actor: Some(request.principal.actor.clone()),
+            operation: None,
+        });
     response
 }
 
