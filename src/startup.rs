@@ -19,7 +19,7 @@ use reporting::{graphql::ReportingQuery, state::ReportingState};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use crate::configuration::Settings;
+use crate::{configuration::Settings, console::Console};
 
 /// How long background tasks get to finish after the server stops.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -159,7 +159,11 @@ impl Application {
 
         let router = match (accounts, reporting) {
             (Some(accounts), None) => accounts::startup::app(accounts, keys),
-            (None, Some(reporting)) => reporting::startup::app(reporting, keys),
+            (None, Some(reporting)) => {
+                let schema = reporting::graphql::schema(reporting.clone());
+                let console = Console::new(schema.clone(), reporting.clone(), false);
+                reporting::startup::app(reporting, schema, keys, crate::console::routes(console))
+            }
             (Some(accounts), Some(reporting)) => {
                 let schema = platform_schema(&accounts, &reporting);
                 let checks = (accounts, reporting.clone());
@@ -178,8 +182,10 @@ impl Application {
                     })
                 });
                 let sdl = schema.sdl();
+                let console = Console::new(schema.clone(), reporting.clone(), true);
                 let routes = service_routes(schema, &sdl, readiness)
-                    .merge(reporting::startup::extra_routes(reporting));
+                    .merge(reporting::startup::extra_routes(reporting))
+                    .merge(crate::console::routes(console));
                 with_common_layers(routes, keys)
             }
             (None, None) => unreachable!("every mode runs a service"),

@@ -182,6 +182,13 @@ impl TokenKeys {
     /// The caller a token names, if it is signed with our key and unexpired.
     /// Role names this platform does not know are ignored.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_with_expiry(token)
+            .map(|(principal, _)| principal)
+    }
+
+    /// Like [`Self::verify`], with the token's expiry (`exp`, seconds since the Unix epoch),
+    /// for a session that must end no later than its token (the console's cookie).
+    pub fn verify_with_expiry(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         if token.len() > TOKEN_LEN_MAX {
             return Err(AuthError::Invalid(format!(
                 "a bearer token is at most {TOKEN_LEN_MAX} characters"
@@ -214,7 +221,7 @@ impl TokenKeys {
             .iter()
             .filter_map(|r| r.parse::<Role>().ok())
             .collect();
-        Ok(Principal { actor, roles })
+        Ok((Principal { actor, roles }, claims.exp))
     }
 
     /// The caller named by an `Authorization` header value.

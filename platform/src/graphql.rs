@@ -435,7 +435,7 @@ pub fn correlation_id(headers: &HeaderMap) -> String {
 /// Gives an error from async-graphql itself the code VALIDATION. Ours all carry a code
 /// already (resolvers return [`ApiError`]); one that does not was raised by the engine
 /// while validating or coercing the request, so it is about the request.
-fn assign_code(error: &mut ServerError) {
+pub fn assign_code(error: &mut ServerError) {
     let has_code = error
         .extensions
         .as_ref()

@@ -10,16 +10,23 @@ use platform::{
 
 use crate::state::ReportingState;
 
-/// The reporting service's router, as `folio reporting` serves it.
-pub fn app(state: ReportingState, keys: Arc<TokenKeys>) -> Router {
-    let schema = crate::graphql::schema(state.clone());
+/// The reporting service's router, as `folio reporting` serves it, with `extra` routes
+/// (the console) behind the same layers; `schema` is [`crate::graphql::schema`] of `state`.
+pub fn app(
+    state: ReportingState,
+    schema: crate::graphql::ReportingSchema,
+    keys: Arc<TokenKeys>,
+    extra: Router,
+) -> Router {
     let checks = state.clone();
     let readiness: Readiness = Arc::new(move || {
         let state = checks.clone();
         Box::pin(async move { state.checks().await })
     });
     with_common_layers(
-        service_routes(schema.clone(), &schema.sdl(), readiness).merge(extra_routes(state)),
+        service_routes(schema.clone(), &schema.sdl(), readiness)
+            .merge(extra_routes(state))
+            .merge(extra),
         keys,
     )
 }

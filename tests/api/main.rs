@@ -4,7 +4,9 @@
 mod accounts;
 mod auth;
 mod batches;
+mod browser;
 mod compliance;
+mod console;
 mod crash;
 mod errors;
 mod fuzz;
@@ -14,6 +16,7 @@ mod holds;
 mod http;
 mod idempotency;
 mod integrity;
+mod logs;
 mod metadata;
 mod outage;
 mod rebuild;

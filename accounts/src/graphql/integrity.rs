@@ -39,6 +39,19 @@ pub struct CheckpointView {
     pub key_id: String,
 }
 
+impl CheckpointView {
+    fn of(checkpoint: &ledger::integrity::SignedCheckpoint) -> Self {
+        Self {
+            sequence: checkpoint.sequence,
+            position: checkpoint.position.to_string(),
+            event_count: checkpoint.event_count,
+            digest: checkpoint.digest.to_hex(),
+            signed_at: DateTime(checkpoint.signed_at),
+            key_id: checkpoint.key_id.clone(),
+        }
+    }
+}
+
 /// Proof that one event is part of signed history; `document` is what `folio verify-proof` checks.
 #[derive(SimpleObject)]
 pub struct AuditProof {
@@ -132,16 +145,28 @@ impl IntegrityQuery {
             position: proof.event.position.to_string(),
             hash: proof.event.hash.to_hex(),
             links: i32::try_from(proof.links.len()).map_err(ApiError::internal)?,
-            checkpoint: CheckpointView {
-                sequence: proof.checkpoint.sequence,
-                position: proof.checkpoint.position.to_string(),
-                event_count: proof.checkpoint.event_count,
-                digest: proof.checkpoint.digest.to_hex(),
-                signed_at: DateTime(proof.checkpoint.signed_at),
-                key_id: proof.checkpoint.key_id.clone(),
-            },
+            checkpoint: CheckpointView::of(&proof.checkpoint),
             document: Json(document),
         })
+    }
+
+    /// The newest signed checkpoint: the global digest over every event up to its position,
+    /// signed with the checkpoint key (auditor, supervisor); null before the first.
+    #[graphql(guard = "RoleGuard::new(Capability::VerifyIntegrity)")]
+    async fn latest_checkpoint(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<CheckpointView>, ApiError> {
+        let checkpoint = integrity::latest_checkpoint(&data(ctx)?.pool)
+            .await
+            .map_err(|e| {
+                if e.is_unavailable() {
+                    ApiError::unavailable("the event store")
+                } else {
+                    ApiError::internal(e)
+                }
+            })?;
+        Ok(checkpoint.as_ref().map(CheckpointView::of))
     }
 
     /// Verifies one account's history, or the whole store up to an online limit (auditor, supervisor).

@@ -49,13 +49,21 @@ pub struct AccessLogFilterInput {
     pub from: Option<DateTime>,
     /// Accessed at or before this instant.
     pub to: Option<DateTime>,
+    /// Reads of this account (its `accountId` argument, or in the read's filter).
+    pub account_id: Option<Uuid>,
+    /// The conversation the read belonged to (`X-Correlation-Id`).
+    pub correlation_id: Option<String>,
 }
 
 impl AccessLogFilterInput {
     pub(crate) fn parse(&self) -> Result<queries::AccessLogFilter, QueryError> {
         queries::AccessLogFilter::parse(
-            self.actor.as_deref(),
-            self.query.as_deref(),
+            queries::AccessCriteria {
+                actor: self.actor.as_deref(),
+                query: self.query.as_deref(),
+                account_id: self.account_id.map(|id| id.0),
+                correlation_id: self.correlation_id.as_deref(),
+            },
             self.from.map(|t| t.0),
             self.to.map(|t| t.0),
         )

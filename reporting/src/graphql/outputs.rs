@@ -287,11 +287,20 @@ pub struct AuditEntry {
     pub hash: String,
     /// The hash of the account's previous event, in hex; null for its first.
     pub previous_hash: Option<String>,
+    /// For a movement, its change to the balance (credits > 0, debits < 0); for a hold
+    /// event, what the hold reserves or frees; null for events without an amount.
+    pub amount: Option<Decimal>,
+    /// ISO 4217 code of `amount`; null when `amount` is.
+    pub currency: Option<String>,
 }
 
 impl From<queries::AuditEntry> for AuditEntry {
     fn from(entry: queries::AuditEntry) -> Self {
+        let amount = entry.amount();
+        let currency = amount.and(entry.currency).map(|c| c.code().to_string());
         Self {
+            amount: amount.map(Decimal),
+            currency,
             position: entry.position.to_string(),
             event_id: Uuid(entry.event_id),
             event_type: entry.event_type,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
+use uuid::Uuid;
 
 use super::{Page, QueryError, cursor::CursorKey, fetch_limit, parse_filter_text};
 
@@ -14,15 +15,35 @@ pub struct AccessLogFilter {
     pub query: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Reads of this account: its id as the read's `accountId` argument, or in its filter.
+    pub account_id: Option<Uuid>,
+    pub correlation_id: Option<String>,
+}
+
+/// What an access-log filter may name besides time: who, which query, which account, which
+/// conversation. Text criteria are checked as every filter's text is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AccessCriteria<'a> {
+    pub actor: Option<&'a str>,
+    pub query: Option<&'a str>,
+    pub account_id: Option<Uuid>,
+    pub correlation_id: Option<&'a str>,
 }
 
 impl AccessLogFilter {
+    /// The filter of `criteria` from `from` to `to`; VALIDATION (field `from`) when `from`
+    /// is later than `to`, or naming a text criterion that is blank or too long.
     pub fn parse(
-        actor: Option<&str>,
-        query: Option<&str>,
+        criteria: AccessCriteria<'_>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Self, QueryError> {
+        let AccessCriteria {
+            actor,
+            query,
+            account_id,
+            correlation_id,
+        } = criteria;
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
@@ -33,6 +54,10 @@ impl AccessLogFilter {
             query: query.map(|q| parse_filter_text("query", q)).transpose()?,
             from,
             to,
+            account_id,
+            correlation_id: correlation_id
+                .map(|c| parse_filter_text("correlationId", c))
+                .transpose()?,
         })
     }
 }
@@ -102,6 +127,20 @@ pub async fn access_log(
     }
     if let Some(name) = &filter.query {
         query.push(" and query = ").push_bind(name.as_str());
+    }
+    if let Some(account) = filter.account_id {
+        let account = account.to_string();
+        query
+            .push(" and (arguments->>'accountId' = ")
+            .push_bind(account.clone())
+            .push(" or arguments #>> '{filter,accountId}' = ")
+            .push_bind(account)
+            .push(")");
+    }
+    if let Some(correlation_id) = &filter.correlation_id {
+        query
+            .push(" and correlation_id = ")
+            .push_bind(correlation_id.as_str());
     }
     if let Some(from) = filter.from {
         query.push(" and accessed_at >= ").push_bind(from);

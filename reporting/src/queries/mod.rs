@@ -17,7 +17,7 @@ mod status;
 use ledger::{Currency, ErrorCode};
 use platform::ApiError;
 
-pub use access::{AccessKey, AccessLogEntry, AccessLogFilter, access_log};
+pub use access::{AccessCriteria, AccessKey, AccessLogEntry, AccessLogFilter, access_log};
 pub use accounts::{AccountFilter, AccountSummary, accounts};
 pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
 pub use balances::{

@@ -12,8 +12,8 @@ use crate::{access_log::query_names, queries, state::ReportingState};
 pub const ACCESS_HEADER: &str =
     "id,accessed_at,actor,roles,query,arguments,correlation_id,client_addr\r\n";
 
-/// `access.csv` for `request` with query parameters `params`: `actor`, `query`, `from`,
-/// `to`, `tz`, `bom`; newest first, stopping after `rows_max` rows.
+/// `access.csv` for `request` with query parameters `params`: `actor`, `query`,
+/// `accountId`, `correlationId`, `from`, `to`, `tz`, `bom`; newest first, stopping after `rows_max` rows.
 pub async fn access_report(
     state: &ReportingState,
     request: &RequestContext,
@@ -21,17 +21,41 @@ pub async fn access_report(
     rows_max: usize,
 ) -> Result<Response, ApiError> {
     let gate = state.gate(request, query_names::ACCESS_CSV, Capability::ReadAccessLog)?;
-    let params = Params::parse(params, &["actor", "query", "from", "to", "tz", "bom"])?;
+    let params = Params::parse(
+        params,
+        &[
+            "actor",
+            "query",
+            "accountId",
+            "correlationId",
+            "from",
+            "to",
+            "tz",
+            "bom",
+        ],
+    )?;
     let zone = params.zone()?;
+    let account_id = params
+        .single("accountId")?
+        .map(|id| {
+            id.parse::<uuid::Uuid>()
+                .map_err(|_| ApiError::validation("accountId", "must be a UUID"))
+        })
+        .transpose()?;
     let filter = queries::AccessLogFilter::parse(
-        params.single("actor")?,
-        params.single("query")?,
+        queries::AccessCriteria {
+            actor: params.single("actor")?,
+            query: params.single("query")?,
+            account_id,
+            correlation_id: params.single("correlationId")?,
+        },
         params.moment("from", zone, false)?,
         params.moment("to", zone, true)?,
     )?;
     let bom = params.flag("bom")?;
     let arguments = json!({
-        "actor": filter.actor, "query": filter.query, "from": filter.from, "to": filter.to,
+        "actor": filter.actor, "query": filter.query, "accountId": filter.account_id,
+        "correlationId": filter.correlation_id, "from": filter.from, "to": filter.to,
         "tz": zone.name(),
     });
     gate.admit(arguments, None, None).await?;

@@ -237,7 +237,7 @@ impl<'a> Params<'a> {
 }
 
 /// The first instant of `date` in `zone` (`end`: the last microsecond of it), in UTC.
-fn day_bound(date: NaiveDate, zone: Tz, end: bool) -> Option<DateTime<Utc>> {
+pub fn day_bound(date: NaiveDate, zone: Tz, end: bool) -> Option<DateTime<Utc>> {
     let day = if end { date.succ_opt()? } else { date };
     // Midnight may not exist (a DST gap); the earliest instant of the day is then the first
     // that does.

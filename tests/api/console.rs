@@ -1,0 +1,289 @@
+//! The console over plain HTTP: sign-in and its cookie, CSRF, who sees which page, and the
+//! metrics and request facts the console and the API share.
+
+use platform::Role;
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+use crate::helpers::{TOKEN_TTL, TestApp, spawn_app};
+
+/// `pairs` as an `application/x-www-form-urlencoded` body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let encoded: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={encoded}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The `Set-Cookie` header for `name`, if the response set it.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn value(cookie: &str) -> &str {
+    cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map_or("", |(_, v)| v)
+}
+
+/// Signs in with `token`; the cookies a browser would then send.
+async fn signed_in(app: &TestApp, token: &str) -> String {
+    let page = client()
+        .get(app.url("/console/sign-in"))
+        .send()
+        .await
+        .expect("the sign-in page");
+    let csrf = set_cookie(&page, "folio_csrf").expect("a CSRF cookie");
+    let csrf = value(&csrf).to_string();
+    let answer = client()
+        .post(app.url("/console/sign-in"))
+        .header(header::COOKIE, format!("folio_csrf={csrf}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("token", token), ("csrf", &csrf)]))
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&answer, "folio_session").expect("a session cookie");
+    let csrf = set_cookie(&answer, "folio_csrf").expect("a new CSRF cookie");
+    format!(
+        "folio_session={}; folio_csrf={}",
+        value(&session),
+        value(&csrf)
+    )
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_http_only_cookie_that_ends_with_the_token_and_needs_the_csrf_field()
+{
+    let app = spawn_app().await;
+    let token = app.token("carol", &[Role::Auditor]);
+
+    // Without the CSRF field matching the cookie, nothing is set.
+    let forged = client()
+        .post(app.url("/console/sign-in"))
+        .header(header::COOKIE, "folio_csrf=aaaa")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("token", token.as_str()), ("csrf", "bbbb")]))
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(set_cookie(&forged, "folio_session"), None);
+
+    let page = client()
+        .get(app.url("/console/sign-in"))
+        .send()
+        .await
+        .expect("the sign-in page");
+    let csrf = value(&set_cookie(&page, "folio_csrf").expect("a CSRF cookie")).to_string();
+    assert_eq!(csrf.len(), 64, "256 random bits");
+    let answer = client()
+        .post(app.url("/console/sign-in"))
+        .header(header::COOKIE, format!("folio_csrf={csrf}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("token", token.as_str()), ("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let location = answer.headers()[header::LOCATION].to_str().expect("text");
+    assert_eq!(location, "/console/accounts");
+    let cookie = set_cookie(&answer, "folio_session").expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let max_age: u64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Max-Age");
+    assert!(
+        max_age > 0 && max_age <= TOKEN_TTL.as_secs(),
+        "the session ends no later than the token: {max_age}s"
+    );
+    let new_csrf =
+        value(&set_cookie(&answer, "folio_csrf").expect("a new CSRF cookie")).to_string();
+    assert_ne!(new_csrf, csrf, "the CSRF token is replaced at sign-in");
+
+    // A refused token sets nothing and says why.
+    let refused = client()
+        .post(app.url("/console/sign-in"))
+        .header(header::COOKIE, format!("folio_csrf={csrf}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("token", "not-a-token"), ("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(set_cookie(&refused, "folio_session"), None);
+    let body = refused.text().await.expect("a page");
+    assert!(body.contains("That token is refused"), "{body}");
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_sign_out_needs_the_csrf_field() {
+    let app = spawn_app().await;
+    for cookie in ["", "folio_session=garbage"] {
+        let answer = client()
+            .get(app.url("/console/balances"))
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "cookie {cookie:?}");
+        let location = answer.headers()[header::LOCATION].to_str().expect("text");
+        assert!(location.starts_with("/console/sign-in"), "{location}");
+    }
+
+    let cookies = signed_in(&app, &app.token("carol", &[Role::Auditor])).await;
+    let page = client()
+        .get(app.url("/console/balances"))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .expect("the balances page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("a page");
+    assert!(html.contains("<caption>Totals per currency"), "{html}");
+
+    let forged = client()
+        .post(app.url("/console/sign-out"))
+        .header(header::COOKIE, &cookies)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &"0".repeat(64))]))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(set_cookie(&forged, "folio_session"), None);
+
+    let csrf = cookies
+        .split("folio_csrf=")
+        .nth(1)
+        .expect("the CSRF cookie");
+    let out = client()
+        .post(app.url("/console/sign-out"))
+        .header(header::COOKIE, &cookies)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf)]))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = set_cookie(&out, "folio_session").expect("the session cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+}
+
+#[tokio::test]
+async fn a_teller_gets_no_audit_or_access_csv_and_sees_balances_with_totals() {
+    let app = spawn_app().await;
+    let account = app.open_usd("Zoë Brontë").await;
+    let deposit = app.deposited(account.id, "10.00").await;
+    let cookies = signed_in(&app, &app.token("alice", &[Role::Teller])).await;
+    for path in [
+        "/console/reports/audit.csv",
+        "/console/reports/access.csv",
+        "/console/audit",
+        "/console/access",
+    ] {
+        let answer = client()
+            .get(app.url(path))
+            .header(header::COOKIE, &cookies)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let today = chrono::Utc::now().date_naive();
+    let csv = client()
+        .get(app.url(&format!(
+            "/console/reports/balances.csv?asOf={today}&tz=Europe/Madrid&bom=true&atLeast={}",
+            deposit.position
+        )))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.expect("a CSV");
+    assert!(text.starts_with('\u{feff}'), "a byte-order mark first");
+    assert!(text.contains("Zoë Brontë"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("Total USD (1 account)") && l.contains("10.00")),
+        "a total row: {text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_describe_themselves_and_count_refusals_by_code() {
+    let app = spawn_app().await;
+    let refused = app
+        .deposit(
+            app.teller(),
+            json!({ "accountId": uuid::Uuid::nil(), "amount": "5", "idempotencyKey": "k-1" }),
+        )
+        .await;
+    assert_eq!(refused.code(), Some("ACCOUNT_NOT_FOUND"));
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "# HELP folio_graphql_requests_total",
+        "# TYPE folio_graphql_request_duration_seconds histogram",
+        "# TYPE folio_http_request_duration_seconds histogram",
+        "# HELP folio_commands_total",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("folio_graphql_requests_total{")
+                && l.contains("operation=\"deposit\"")
+                && l.contains("outcome=\"ACCOUNT_NOT_FOUND\"")),
+        "the refused deposit is counted by its code"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("folio_commands_total{") && l.contains("ACCOUNT_NOT_FOUND")),
+        "commands by outcome include refusals"
+    );
+}
