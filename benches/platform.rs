@@ -648,6 +648,7 @@ struct FolioRun {
     /// From the run's start until the projection had caught up after it.
     usage: Usage,
     lag: Option<Lag>,
+    sessions: Sessions,
 }
 
 struct Bench {
@@ -720,6 +721,7 @@ impl Bench {
         let before = Usage::now(self.ticks);
         let started = Instant::now();
         let deadline = started + duration;
+        let sampler = tokio::spawn(sample_sessions(self.pool.clone(), deadline));
         let workers: Vec<_> = (0..scenario.in_flight())
             .map(|_| {
                 let client = self.client.clone();
@@ -746,6 +748,7 @@ impl Bench {
             latencies.append(&mut times);
         }
         let wall = started.elapsed();
+        let sessions = sampler.await.expect("sampler");
         let lag = if scenario.writes() {
             let written = self.stored().await - stored_before;
             Some(self.drain(written, wall).await)
@@ -760,7 +763,40 @@ impl Bench {
             latencies,
             usage: Usage::now(self.ticks).since(&before),
             lag,
+            sessions,
         }
+    }
+}
+
+/// What Folio's PostgreSQL sessions were doing during a run, on average: running a statement,
+/// or inside a transaction waiting for Folio's next statement (`idle in transaction`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Sessions {
+    active: f64,
+    idle_in_transaction: f64,
+}
+
+/// Samples `pg_stat_activity` of Folio's database every 10 ms until `deadline`.
+async fn sample_sessions(pool: PgPool, deadline: Instant) -> Sessions {
+    let (mut samples, mut active, mut idle) = (0u64, 0i64, 0i64);
+    while Instant::now() < deadline {
+        let (a, i): (i64, i64) = sqlx::query_as(
+            "select count(*) filter (where state = 'active'),
+                    count(*) filter (where state = 'idle in transaction')
+             from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity");
+        samples += 1;
+        active += a;
+        idle += i;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let samples = samples.max(1) as f64;
+    Sessions {
+        active: active as f64 / samples,
+        idle_in_transaction: idle as f64 / samples,
     }
 }
 
@@ -1022,8 +1058,15 @@ impl Pair {
                 l.catch_up.as_secs_f64()
             )
         });
+        let active = median(self.folio.iter().map(|f| f.sessions.active).collect());
+        let idle = median(
+            self.folio
+                .iter()
+                .map(|f| f.sessions.idle_in_transaction)
+                .collect(),
+        );
         format!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {lag} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {active:.2} / {idle:.2} | {lag} |",
             self.scenario.label(),
             pg,
             self.pgbench_cpu_ms(),
@@ -1177,9 +1220,9 @@ fn report(
         println!("{}", pair.row());
     }
     println!(
-        "\n| scenario | PostgreSQL CPU ms per op, Folio | PostgreSQL CPU ms per transaction, pgbench | Folio process CPU ms per op | NATS CPU ms per op | statements per op | COMMITs per op | projection lag when the run ended (worst run) |"
+        "\n| scenario | PostgreSQL CPU ms per op, Folio | PostgreSQL CPU ms per transaction, pgbench | Folio process CPU ms per op | NATS CPU ms per op | statements per op | COMMITs per op | Folio's PostgreSQL sessions active / idle in transaction | projection lag when the run ended (worst run) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for pair in pairs {
         println!("{}", pair.cost_row());
     }
