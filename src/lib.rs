@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod configuration;
+pub mod demo;
 pub mod integrity;
 pub mod operations;
 pub mod startup;
