@@ -6,6 +6,7 @@ mod auth;
 mod batches;
 mod compliance;
 mod crash;
+mod demo;
 mod errors;
 mod fuzz;
 mod hardening;
