@@ -1,4 +1,4 @@
-//! The command line: `folio up | accounts | migrate | token | schema`.
+//! The command line: `folio up | accounts | migrate | demo | token | schema`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -35,6 +35,12 @@ enum Command {
     Rebuild,
     /// Create the database if missing and apply every migration, then exit.
     Migrate,
+    /// Seed a fresh database with three months of believable history (refuses one that holds events).
+    Demo {
+        /// The story is drawn from this seed: the same seed on the same day tells the same story.
+        #[arg(long, default_value_t = crate::demo::DEMO_SEED_DEFAULT)]
+        seed: u64,
+    },
     /// Print a bearer token signed with FOLIO_JWT_SECRET.
     Token {
         /// The actor the token names; recorded in every event it causes.
@@ -121,6 +127,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let settings = Settings::from_env()?;
             startup::connect_and_migrate(&settings).await?;
             println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { seed } => {
+            platform::telemetry::init();
+            let settings = Settings::from_env()?;
+            let report = crate::demo::run(&settings, seed).await?;
+            print!("{}", crate::demo::summary(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Republish => {

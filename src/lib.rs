@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod configuration;
 pub mod console;
+pub mod demo;
 pub mod integrity;
 pub mod operations;
 pub mod startup;

@@ -8,6 +8,7 @@ mod browser;
 mod compliance;
 mod console;
 mod crash;
+mod demo;
 mod errors;
 mod fuzz;
 mod hardening;

@@ -14,7 +14,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    APPEND_EVENTS_MAX, EVENT_COLUMNS, SNAPSHOT_SCHEMA_VERSION, StoreError, recorded_event,
+    APPEND_EVENTS_MAX, EVENT_COLUMNS, HistoricalClock, SNAPSHOT_SCHEMA_VERSION, StoreError,
+    recorded_event,
 };
 use crate::domain::Account;
 
@@ -31,7 +32,8 @@ pub struct Head {
 #[derive(Clone, Debug)]
 pub struct Heads {
     heads: HashMap<AccountId, Head>,
-    /// When the events are recorded: the database clock, never before a stream's newest event.
+    /// When the events are recorded: the database clock, never before a stream's newest
+    /// event; or the store's [`HistoricalClock`], when it has one.
     pub booking_instant: DateTime<Utc>,
 }
 
@@ -78,19 +80,26 @@ pub struct IdempotencyRow {
 pub struct AppendTx {
     tx: Transaction<'static, Postgres>,
     snapshot_interval: i64,
+    clock: Option<HistoricalClock>,
     written: bool,
 }
 
 impl AppendTx {
-    pub(super) fn new(tx: Transaction<'static, Postgres>, snapshot_interval: i64) -> Self {
+    pub(super) fn new(
+        tx: Transaction<'static, Postgres>,
+        snapshot_interval: i64,
+        clock: Option<HistoricalClock>,
+    ) -> Self {
         Self {
             tx,
             snapshot_interval,
+            clock,
             written: false,
         }
     }
 
-    /// Reads the head of every stream in `ids` and the database clock (one statement).
+    /// Reads the head of every stream in `ids` and the database clock (one statement); with
+    /// a [`HistoricalClock`], also the store's newest event, to check the clock against.
     pub async fn heads(&mut self, ids: &[AccountId]) -> Result<Heads, StoreError> {
         assert!(
             !self.written,
@@ -132,15 +141,47 @@ impl AppendTx {
                 },
             );
         }
-        // Time never runs backwards within a stream, whatever the clock did.
-        let booking_instant = heads
-            .values()
-            .filter_map(|h| h.recorded_at)
-            .fold(now, DateTime::max);
+        let booking_instant = match self.clock.as_ref().map(HistoricalClock::now) {
+            Some(at) => self.historical_instant(at, now).await?,
+            // Time never runs backwards within a stream, whatever the clock did.
+            None => heads
+                .values()
+                .filter_map(|h| h.recorded_at)
+                .fold(now, DateTime::max),
+        };
         Ok(Heads {
             heads,
             booking_instant,
         })
+    }
+
+    /// `at`, when it lies between the store's newest event and the database clock `now`
+    /// (both included); otherwise [`StoreError::BookingInstantRefused`].
+    async fn historical_instant(
+        &mut self,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        if at > now {
+            return Err(StoreError::BookingInstantRefused {
+                at,
+                relation: "after the database clock",
+                bound: now,
+            });
+        }
+        let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "select recorded_at from accounts.events order by position desc limit 1",
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        match newest {
+            Some(newest) if at < newest => Err(StoreError::BookingInstantRefused {
+                at,
+                relation: "before the newest event's",
+                bound: newest,
+            }),
+            _ => Ok(at),
+        }
     }
 
     /// The events of each `(stream, after)` pair past version `after`, in stream and

@@ -10,6 +10,7 @@
 //! relay relies on that to publish in a safe order.
 
 mod append;
+mod clock;
 mod holds;
 mod rows;
 
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::{Account, evolve};
 
 pub use append::{AppendTx, Head, Heads, IdempotencyRow, NewEvent, NewStream};
+pub use clock::HistoricalClock;
 pub use holds::{HoldRecord, HoldStatus};
 pub(crate) use rows::tx_id;
 pub use rows::{EVENT_COLUMNS, recorded_event};
@@ -47,6 +49,14 @@ pub enum StoreError {
     Corrupt {
         stream_id: AccountId,
         reason: String,
+    },
+    /// A [`HistoricalClock`] stands where an append may not book: after the database clock,
+    /// or before the newest event of the store.
+    #[error("booking instant {at} is {relation} {bound}")]
+    BookingInstantRefused {
+        at: chrono::DateTime<chrono::Utc>,
+        relation: &'static str,
+        bound: chrono::DateTime<chrono::Utc>,
     },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -178,6 +188,8 @@ pub struct StoredResponse {
 pub struct EventStore {
     pool: PgPool,
     snapshot_interval: i64,
+    /// Books at this clock instead of the database's (`folio demo` only; see [`HistoricalClock`]).
+    clock: Option<HistoricalClock>,
 }
 
 impl EventStore {
@@ -193,7 +205,16 @@ impl EventStore {
         Self {
             pool,
             snapshot_interval,
+            clock: None,
         }
+    }
+
+    /// The same store, booking every append at `clock` instead of the database clock, for
+    /// seeding a fresh store with history (`folio demo`). Appends refuse an instant in the
+    /// future or before the store's newest event ([`StoreError::BookingInstantRefused`]).
+    pub fn with_historical_clock(mut self, clock: HistoricalClock) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -222,6 +243,7 @@ impl EventStore {
         Ok(AppendTx::new(
             self.pool.begin().await?,
             self.snapshot_interval,
+            self.clock.clone(),
         ))
     }
 
