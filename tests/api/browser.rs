@@ -20,12 +20,20 @@ use crate::helpers::{TestApp, eventually, key, spawn_app};
 struct Driver {
     child: Child,
     url: String,
+    /// The browser profile of this driver's sessions: its Chromium processes are found by
+    /// it and stopped with the driver, even when a failing test never closed its session.
+    profile: PathBuf,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.to_string_lossy().as_ref())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -52,6 +60,7 @@ async fn start_driver() -> Driver {
     let driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        profile: std::env::temp_dir().join(format!("folio-chromium-{}", key())),
     };
     let status = format!("{}/status", driver.url);
     eventually("chromedriver answers", || {
@@ -81,6 +90,7 @@ async fn browser(driver: &Driver, downloads: &Path) -> Client {
                 "--window-size=1280,1000", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                format!("--user-data-dir={}", driver.profile.display()),
             ],
             "prefs": {
                 "download.default_directory": downloads.to_string_lossy(),

@@ -14,6 +14,22 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TEST_SIGNING_SEED, TOKEN_TTL, eventually, key, test_settings};
 
+/// A child process killed when dropped.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[tokio::test]
 async fn json_logs_give_one_line_per_request_with_its_facts_and_no_token_or_colour() {
     let settings = test_settings(|_| {}).await;
@@ -31,7 +47,7 @@ async fn json_logs_give_one_line_per_request_with_its_facts_and_no_token_or_colo
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_folio"))
+    let child = Command::new(env!("CARGO_BIN_EXE_folio"))
         .arg("up")
         .env("DATABASE_URL", settings.database.url.expose_secret())
         .env("NATS_URL", &settings.nats.url)
@@ -46,6 +62,8 @@ async fn json_logs_give_one_line_per_request_with_its_facts_and_no_token_or_colo
         .stderr(Stdio::null())
         .spawn()
         .expect("start folio up");
+    // Stopped however the test ends, so no server outlives it.
+    let mut child = Stopped(child);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     eventually("folio up answers /healthz", || {
@@ -86,8 +104,7 @@ async fn json_logs_give_one_line_per_request_with_its_facts_and_no_token_or_colo
         }
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let text = std::fs::read_to_string(&log).expect("the log");
     let _ = std::fs::remove_file(&log);
