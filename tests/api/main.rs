@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh database per test) and NATS. One test binary; `helpers` starts the app.
 
 mod accounts;
+mod adjustments;
 mod auth;
 mod batches;
 mod compliance;
@@ -16,6 +17,7 @@ mod idempotency;
 mod integrity;
 mod metadata;
 mod outage;
+mod period_close;
 mod rebuild;
 mod reporting;
 mod reporting_roles;
