@@ -86,7 +86,7 @@ pub async fn verify(
     }
     if report.is_clean() {
         println!(
-            "OK: every hash chain is intact, versions are contiguous, balances follow, holds and reversals keep their rules, value dates lie in their window, transfers match, every checkpoint matches"
+            "OK: every hash chain is intact, versions are contiguous, balances follow, holds, reversals and adjustments keep their rules (every adjustment approved by a second person), value dates lie in their window and outside every period closed before them, transfers match, every checkpoint matches"
         );
         return Ok(ExitCode::SUCCESS);
     }
