@@ -1,4 +1,4 @@
-//! The command line: `folio up | accounts | migrate | demo | token | schema`.
+//! The command line: `folio up | accounts | migrate | demo | token | schema | verify | verify-report | ...`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -80,6 +80,18 @@ enum Command {
         /// The public key (hex); default: that of FOLIO_SIGNING_KEY.
         #[arg(long)]
         public_key: Option<String>,
+    },
+    /// Check a signed period report (GET /reports/period.json) offline with the public key
+    /// alone; with --recompute, also recompute it from the events of the database at
+    /// DATABASE_URL and confirm it is byte for byte the same.
+    VerifyReport {
+        file: PathBuf,
+        /// The public key (hex) the platform signs checkpoints and period reports with.
+        #[arg(long)]
+        public_key: String,
+        /// Recompute the report from the events alone and compare the bytes.
+        #[arg(long)]
+        recompute: bool,
     },
 }
 
@@ -194,6 +206,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
                 .map(done)
         }
+        Command::VerifyReport {
+            file,
+            public_key,
+            recompute,
+        } => crate::integrity::verify_report(&file, &public_key, recompute).await,
         Command::VerifyProof { file, public_key } => {
             let settings = Settings::from_env()?;
             crate::integrity::verify_proof(&settings, &file, public_key.as_deref())

@@ -104,6 +104,10 @@ pub async fn run(settings: &Settings, seed: u64) -> anyhow::Result<DemoReport> {
             public_key: settings.integrity.public_key(),
             backdate_max: settings.accounts.backdate_max(),
         },
+        accounts::graphql::PeriodData {
+            pool: pool.clone(),
+            signing_key: settings.integrity.signing_key.clone(),
+        },
     );
     let mut story = story::Story::new(seeder::Seeder::new(schema, clock, service), seed, now);
     story.tell().await?;

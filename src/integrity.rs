@@ -1,5 +1,5 @@
-//! The compliance commands: `folio verify`, `folio keygen`, `folio checkpoint export` and
-//! `folio verify-proof`. They speak to a reviewer: one summary, every problem with its
+//! The compliance commands: `folio verify`, `folio keygen`, `folio checkpoint export`,
+//! `folio verify-proof` and `folio verify-report`. They speak to a reviewer: one summary, every problem with its
 //! place, and an exit code a script can act on.
 
 use std::{io::IsTerminal, path::Path, process::ExitCode};
@@ -86,7 +86,7 @@ pub async fn verify(
     }
     if report.is_clean() {
         println!(
-            "OK: every hash chain is intact, versions are contiguous, balances follow, holds and reversals keep their rules, value dates lie in their window, transfers match, every checkpoint matches"
+            "OK: every hash chain is intact, versions are contiguous, balances follow, holds, reversals and adjustments keep their rules (every adjustment approved by a second person), value dates lie in their window and outside every period closed before them, transfers match, every checkpoint matches"
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -180,5 +180,61 @@ pub fn verify_proof(
             println!("FAILED: {error}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// `folio verify-report`: exit 0 when the period report is signed by `public_key_hex` (and,
+/// with `recompute`, when the events of the database at DATABASE_URL give exactly its
+/// bytes again), 1 otherwise.
+pub async fn verify_report(
+    file: &Path,
+    public_key_hex: &str,
+    recompute: bool,
+) -> anyhow::Result<ExitCode> {
+    let key = parse_public_key(public_key_hex).context("--public-key")?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading period report {}", file.display()))?;
+    let signed = match ledger::period::SignedPeriodReport::parse(&text) {
+        Ok(signed) => signed,
+        Err(error) => {
+            println!("FAILED: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(error) = signed.verify_signature(&key) {
+        println!("FAILED: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let report = &signed.report;
+    println!(
+        "OK: signature by key {} over the period through {}: {} accounts, {} events, digest {}",
+        signed.key_id,
+        report.period_end.to_rfc3339(),
+        report.accounts.len(),
+        report.event_count,
+        report.digest
+    );
+    if !recompute {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = Settings::from_env()?;
+    let pool = platform::db::connect(&settings.database).await?;
+    let (same, recomputed) = accounts::periods::reproduces(&pool, &signed)
+        .await
+        .context("recomputing the report from the events")?;
+    if same {
+        println!(
+            "OK: recomputed from the {} events of the store up to position {}: byte for byte the same",
+            recomputed.event_count, report.through_position
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "FAILED: the events give another report (digest {}, {} events, {} accounts): the store or the report differs",
+            recomputed.digest,
+            recomputed.event_count,
+            recomputed.accounts.len()
+        );
+        Ok(ExitCode::FAILURE)
     }
 }

@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use accounts::{
-    graphql::{AccountsMutation, AccountsQuery, IntegrityQuery},
+    graphql::{AccountsMutations, AccountsQuery, IntegrityQuery, PeriodQuery},
     relay::Relay,
     startup::AccountsState,
 };
@@ -47,28 +47,33 @@ impl Mode {
 
 /// Every query of the platform, as `folio up` serves them.
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, IntegrityQuery, ReportingQuery);
+pub struct Query(AccountsQuery, IntegrityQuery, PeriodQuery, ReportingQuery);
 
-pub type PlatformSchema = Schema<Query, AccountsMutation, EmptySubscription>;
+pub type PlatformSchema = Schema<Query, AccountsMutations, EmptySubscription>;
 
 /// The merged schema of `folio up`.
 pub fn platform_schema(accounts: &AccountsState, reporting: &ReportingState) -> PlatformSchema {
     platform::graphql::with_limits(Schema::build(
         Query::default(),
-        AccountsMutation,
+        AccountsMutations::default(),
         EmptySubscription,
     ))
     .data(accounts.service.clone())
     .data(accounts.integrity.clone())
+    .data(accounts.periods.clone())
     .data(reporting.clone())
     .finish()
 }
 
 /// The merged schema without any state, for exporting its SDL (`folio schema`, `schema.graphql`).
 pub fn schema_sdl() -> String {
-    Schema::build(Query::default(), AccountsMutation, EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Query::default(),
+        AccountsMutations::default(),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// Connects to PostgreSQL (creating the database if needed) and applies every migration.
@@ -118,7 +123,7 @@ impl Application {
                 pool.clone(),
                 nats.clone(),
                 settings.accounts,
-                settings.integrity.public_key(),
+                settings.integrity.signing_key.clone(),
             )
         });
         if mode.runs_reporting() {
@@ -166,6 +171,7 @@ impl Application {
             }
             (Some(accounts), Some(reporting)) => {
                 let schema = platform_schema(&accounts, &reporting);
+                let account_routes = accounts::startup::extra_routes(&accounts);
                 let checks = (accounts, reporting.clone());
                 let readiness: Readiness = Arc::new(move || {
                     let (accounts, reporting) = checks.clone();
@@ -185,7 +191,8 @@ impl Application {
                 let console = Console::new(schema.clone(), reporting.clone(), true);
                 let routes = service_routes(schema, &sdl, readiness)
                     .merge(reporting::startup::extra_routes(reporting))
-                    .merge(crate::console::routes(console));
+                    .merge(crate::console::routes(console))
+                    .merge(account_routes);
                 with_common_layers(routes, keys)
             }
             (None, None) => unreachable!("every mode runs a service"),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::SigningKey;
 use platform::{
     TokenKeys,
     http::{
@@ -15,7 +15,7 @@ use sqlx::PgPool;
 
 use crate::{
     commands::AccountsService,
-    graphql::{self, AccountsSchema, IntegrityData},
+    graphql::{self, AccountsSchema, IntegrityData, PeriodData},
     relay::SharedRelayStatus,
     store::EventStore,
     writer::WriterOptions,
@@ -28,6 +28,8 @@ pub struct AccountsState {
     pub pool: PgPool,
     pub nats: async_nats::Client,
     pub integrity: IntegrityData,
+    /// The event store's closes and the key their reports are signed with.
+    pub periods: PeriodData,
     /// What this process's relay last announced (set once it leads).
     pub relay_status: SharedRelayStatus,
 }
@@ -45,7 +47,13 @@ pub struct AccountsOptions {
     pub backdate_days_max: i64,
     /// The pause between rounds of the hold-expiry sweep (`FOLIO_HOLD_SWEEP_SECS`).
     pub hold_sweep_interval: std::time::Duration,
+    /// How many days a requested adjustment waits for a second person's decision before it
+    /// expires (`FOLIO_ADJUSTMENT_EXPIRY_DAYS`, 1 to [`ADJUSTMENT_EXPIRY_DAYS_LIMIT`]).
+    pub adjustment_expiry_days: i64,
 }
+
+/// The longest an adjustment may wait for its checker: a year.
+pub const ADJUSTMENT_EXPIRY_DAYS_LIMIT: i64 = 366;
 
 /// The largest backdating window accepted: ten years.
 pub const BACKDATE_DAYS_MAX_LIMIT: i64 = 3_660;
@@ -72,8 +80,21 @@ impl AccountsOptions {
                 )?
                 .max(1),
             ),
+            adjustment_expiry_days: adjustment_expiry_days(platform::config::env_parse(
+                "FOLIO_ADJUSTMENT_EXPIRY_DAYS",
+                crate::writer::ADJUSTMENT_EXPIRY_DAYS_DEFAULT,
+            )?)?,
         })
     }
+}
+
+fn adjustment_expiry_days(days: i64) -> anyhow::Result<i64> {
+    if !(1..=ADJUSTMENT_EXPIRY_DAYS_LIMIT).contains(&days) {
+        anyhow::bail!(
+            "FOLIO_ADJUSTMENT_EXPIRY_DAYS={days} must be 1 to {ADJUSTMENT_EXPIRY_DAYS_LIMIT}"
+        );
+    }
+    Ok(days)
 }
 
 fn backdate_days(days: i64) -> anyhow::Result<i64> {
@@ -94,6 +115,7 @@ impl AccountsOptions {
         WriterOptions {
             append_retries_max: self.append_retries_max.max(1),
             backdate_max: self.backdate_max(),
+            adjustment_expiry: chrono::Duration::days(self.adjustment_expiry_days),
             ..WriterOptions::default()
         }
     }
@@ -106,6 +128,7 @@ impl Default for AccountsOptions {
             relay_held_warn: crate::relay::RELAY_HELD_WARN_DEFAULT,
             backdate_days_max: crate::writer::BACKDATE_DAYS_MAX_DEFAULT,
             hold_sweep_interval: crate::sweep::HOLD_SWEEP_INTERVAL_DEFAULT,
+            adjustment_expiry_days: crate::writer::ADJUSTMENT_EXPIRY_DAYS_DEFAULT,
         }
     }
 }
@@ -115,14 +138,19 @@ impl AccountsState {
         pool: PgPool,
         nats: async_nats::Client,
         options: AccountsOptions,
-        public_key: VerifyingKey,
+        signing_key: SigningKey,
     ) -> Self {
+        let public_key = signing_key.verifying_key();
         Self {
             service: AccountsService::with_options(EventStore::new(pool.clone()), options.writer()),
             integrity: IntegrityData {
                 pool: pool.clone(),
                 public_key,
                 backdate_max: options.backdate_max(),
+            },
+            periods: PeriodData {
+                pool: pool.clone(),
+                signing_key,
             },
             pool,
             nats,
@@ -131,7 +159,11 @@ impl AccountsState {
     }
 
     pub fn schema(&self) -> AccountsSchema {
-        graphql::schema(self.service.clone(), self.integrity.clone())
+        graphql::schema(
+            self.service.clone(),
+            self.integrity.clone(),
+            self.periods.clone(),
+        )
     }
 
     /// PostgreSQL must answer; NATS being down is reported but commands still work; a
@@ -151,10 +183,16 @@ impl AccountsState {
 /// The accounts service's router, as `folio accounts` serves it.
 pub fn app(state: AccountsState, keys: Arc<TokenKeys>) -> Router {
     let schema = state.schema();
+    let reports = extra_routes(&state);
     let readiness: Readiness = Arc::new(move || {
         let state = state.clone();
         Box::pin(async move { state.checks().await })
     });
     let sdl = schema.sdl();
-    with_common_layers(service_routes(schema, &sdl, readiness), keys)
+    with_common_layers(service_routes(schema, &sdl, readiness).merge(reports), keys)
+}
+
+/// The accounts service's routes besides GraphQL and health: the signed period report.
+pub fn extra_routes(state: &AccountsState) -> Router {
+    crate::reports::routes(state.periods.clone())
 }

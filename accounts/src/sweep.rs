@@ -1,5 +1,6 @@
-//! The hold-expiry sweep: records a HoldExpired for every active hold past its
-//! `expiresAt`. The expiry itself needs no event (a hold counts for nothing from
+//! The expiry sweep: records a HoldExpired for every active hold past its `expiresAt`, and
+//! an AdjustmentExpired for every pending adjustment past its `expiresAt` (under the key
+//! `expire-adjustment:{adjustmentId}` of the actor [`ADJUSTMENT_SWEEP_ACTOR`], the same way). The expiry itself needs no event (a hold counts for nothing from
 //! `expiresAt` on, DESIGN.md "Holds"); the event makes it part of the record, frees the
 //! account's state of the hold, and settles the hold in the index.
 //!
@@ -17,8 +18,10 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{
-    commands::{AccountsService, CommandContext, ExpireHoldCommand, fingerprint},
-    domain::ExpireHold,
+    commands::{
+        AccountsService, CommandContext, ExpireAdjustmentCommand, ExpireHoldCommand, fingerprint,
+    },
+    domain::{ExpireAdjustment, ExpireHold},
     store::HoldRecord,
 };
 
@@ -28,6 +31,9 @@ pub const HOLD_SWEEP_BATCH_MAX: i64 = 500;
 pub const HOLD_SWEEP_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
 /// The actor recorded on every HoldExpired.
 pub const HOLD_SWEEP_ACTOR: &str = "system:hold-sweep";
+
+/// The actor recorded on every AdjustmentExpired.
+pub const ADJUSTMENT_SWEEP_ACTOR: &str = "system:adjustment-sweep";
 
 /// The sweep of one accounts process.
 #[derive(Clone, Debug)]
@@ -79,6 +85,42 @@ impl HoldSweep {
             }
         }
         metrics::counter!("folio_holds_expired_total").increment(expired);
+        Ok(found + self.expire_adjustments().await?)
+    }
+
+    /// Expires up to [`HOLD_SWEEP_BATCH_MAX`] pending adjustments past their expiry.
+    async fn expire_adjustments(&self) -> anyhow::Result<usize> {
+        let due = self
+            .service
+            .store()
+            .adjustments_past_expiry(HOLD_SWEEP_BATCH_MAX)
+            .await?;
+        let found = due.len();
+        let outcomes = join_all(due.into_iter().map(|record| {
+            let canonical = json!({ "adjustmentId": record.adjustment_id });
+            let context = CommandContext {
+                actor: ADJUSTMENT_SWEEP_ACTOR.to_string(),
+                roles: Vec::new(),
+                correlation_id: format!("adjustment-sweep-{}", record.adjustment_id),
+                client_addr: None,
+                idempotency_key: format!("expire-adjustment:{}", record.adjustment_id),
+                request_hash: fingerprint("expireAdjustment", &canonical),
+            };
+            let command = ExpireAdjustmentCommand(ExpireAdjustment {
+                account_id: record.account_id,
+                adjustment_id: record.adjustment_id,
+            });
+            async move { self.service.execute(&context, command).await }
+        }))
+        .await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(_) => {}
+                // Decided by a supervisor or expired by another process meanwhile.
+                Err(error) if error.code() == ErrorCode::AdjustmentNotPending => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
         Ok(found)
     }
 

@@ -61,6 +61,8 @@ pub const ACCOUNT_CACHE_CAPACITY: usize = 100_000;
 pub const WRITER_QUEUE_UNITS_MAX: usize = 4_096;
 /// How many days before its booking instant a value date may lie, unless configured.
 pub const BACKDATE_DAYS_MAX_DEFAULT: i64 = 62;
+/// How many days a requested adjustment waits for its checker, unless configured.
+pub const ADJUSTMENT_EXPIRY_DAYS_DEFAULT: i64 = 7;
 /// The least time between two NOTIFYs that wake a relay in another process.
 pub const CROSS_PROCESS_WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -75,6 +77,8 @@ pub struct WriterOptions {
     /// How far before its booking instant a movement's value date may lie
     /// (`FOLIO_BACKDATE_DAYS_MAX`, DESIGN.md "Two time axes").
     pub backdate_max: chrono::Duration,
+    /// How long a requested adjustment waits for its checker (`FOLIO_ADJUSTMENT_EXPIRY_DAYS`).
+    pub adjustment_expiry: chrono::Duration,
 }
 
 impl Default for WriterOptions {
@@ -85,6 +89,7 @@ impl Default for WriterOptions {
             wait: GROUP_COMMIT_WAIT_DEFAULT,
             cache_capacity: ACCOUNT_CACHE_CAPACITY,
             backdate_max: chrono::Duration::days(BACKDATE_DAYS_MAX_DEFAULT),
+            adjustment_expiry: chrono::Duration::days(ADJUSTMENT_EXPIRY_DAYS_DEFAULT),
         }
     }
 }
@@ -498,7 +503,10 @@ impl Core {
             }
             versions.insert(*id, cached.version);
         }
-        let booking = Booking::at(heads.booking_instant, self.options.backdate_max);
+        let booking = Booking {
+            closed_through: heads.closed_through,
+            ..Booking::at(heads.booking_instant, self.options.backdate_max)
+        };
         let mut index = 0;
         while index < slots.len() {
             let unit = slots[index].unit;
@@ -616,6 +624,14 @@ impl Core {
             .cloned()
             .collect();
         let holds_taken = tx.index_holds(&recorded).await?;
+        let adjustments: Vec<ledger::RecordedEvent> = written
+            .iter()
+            .flatten()
+            .flat_map(|w| w.events.iter())
+            .filter(|e| e.event_type.starts_with("Adjustment"))
+            .cloned()
+            .collect();
+        tx.index_adjustments(&adjustments).await?;
         if !holds_taken.is_empty() {
             // Another hold has the id (on another account): those placings are refused,
             // the rest of the group is decided again without them.

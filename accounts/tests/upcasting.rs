@@ -128,6 +128,7 @@ async fn the_stored_v1_stream_loads_in_the_current_shape() {
             opened_at,
             holds: Default::default(),
             reversed: Default::default(),
+            adjustments: Default::default(),
         }
     );
     assert_eq!(account.balance.to_string(), "125.50");

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::{AccountId, Currency, EventId, HoldId, ReversalId, TransferId};
+use crate::{AccountId, AdjustmentId, Currency, EventId, HoldId, ReversalId, TransferId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -172,6 +172,72 @@ pub struct MovementReversed {
     pub reason: String,
 }
 
+/// A manual correction asked for by its maker (four-eyes, SOX maker-checker): nothing
+/// moves until a second person approves it (../shared/API.md, "Four-eyes adjustments").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentRequested {
+    pub adjustment_id: AdjustmentId,
+    /// Signed: credits > 0, debits < 0.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: Currency,
+    pub reason: String,
+    /// When the money is to move for the business; `None`: the approval's booking instant.
+    #[serde(default)]
+    pub value_date: Option<DateTime<Utc>>,
+    /// Where the supporting document is (a ticket, a scan, a statement line).
+    #[serde(default)]
+    pub evidence: Option<String>,
+    /// The maker (the token's `sub`).
+    pub requested_by: String,
+    /// From this instant it can no longer be approved (`FOLIO_ADJUSTMENT_EXPIRY_DAYS`).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An approved adjustment booked on the account: the money moves, and the event carries
+/// both identities, maker and checker, into the hash chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentPosted {
+    pub adjustment_id: AdjustmentId,
+    /// Signed: credits > 0, debits < 0.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: Currency,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub balance_after: Decimal,
+    pub value_date: DateTime<Utc>,
+    pub reason: String,
+    #[serde(default)]
+    pub evidence: Option<String>,
+    /// The maker.
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    /// The checker: a supervisor other than the maker.
+    pub approved_by: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// An adjustment turned down by a supervisor; nothing moved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentRejected {
+    pub adjustment_id: AdjustmentId,
+    pub rejected_by: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// An adjustment nobody decided before its `expires_at` (written by the sweep; it could
+/// not be approved from `expires_at` on already).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentExpired {
+    pub adjustment_id: AdjustmentId,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("unknown event type {event_type} version {event_version}")]
@@ -274,6 +340,10 @@ events! {
     HoldReleased(HoldReleased) = 1 {},
     HoldExpired(HoldExpired) = 1 {},
     MovementReversed(MovementReversed) = 1 {},
+    AdjustmentRequested(AdjustmentRequested) = 1 {},
+    AdjustmentPosted(AdjustmentPosted) = 1 {},
+    AdjustmentRejected(AdjustmentRejected) = 1 {},
+    AdjustmentExpired(AdjustmentExpired) = 1 {},
 }
 
 impl AccountEvent {
@@ -312,6 +382,7 @@ impl AccountEvent {
             Self::TransferCredited(t) => Some(t.balance_after),
             Self::HoldCaptured(c) => Some(c.balance_after),
             Self::MovementReversed(r) => Some(r.balance_after),
+            Self::AdjustmentPosted(a) => Some(a.balance_after),
             _ => None,
         }
     }
@@ -325,6 +396,7 @@ impl AccountEvent {
             Self::TransferCredited(t) => Some(t.amount),
             Self::HoldCaptured(c) => Some(-c.amount),
             Self::MovementReversed(r) => Some(r.amount),
+            Self::AdjustmentPosted(a) => Some(a.amount),
             _ => None,
         }
     }
@@ -337,6 +409,7 @@ impl AccountEvent {
             Self::TransferCredited(t) => Some(t.value_date),
             Self::HoldCaptured(c) => Some(c.value_date),
             Self::MovementReversed(r) => Some(r.value_date),
+            Self::AdjustmentPosted(a) => Some(a.value_date),
             _ => None,
         }
     }
@@ -449,6 +522,7 @@ mod tests {
             value_date: at(),
         };
         let hold = HoldId::generate();
+        let adjustment = AdjustmentId::generate();
         vec![
             AccountEvent::AccountOpened(AccountOpened {
                 account_id: AccountId::generate(),
@@ -523,6 +597,37 @@ mod tests {
                 transfer_id: None,
                 counterparty_account_id: None,
                 reason: "booked twice".into(),
+            }),
+            AccountEvent::AdjustmentRequested(AdjustmentRequested {
+                adjustment_id: adjustment,
+                amount: Decimal::from_str("-4.20").expect("dec"),
+                currency: usd(),
+                reason: "bank fee charged twice".into(),
+                value_date: Some(at()),
+                evidence: Some("ticket 81".into()),
+                requested_by: "maker".into(),
+                expires_at: stored().recorded_at,
+            }),
+            AccountEvent::AdjustmentPosted(AdjustmentPosted {
+                adjustment_id: adjustment,
+                amount: Decimal::from_str("-4.20").expect("dec"),
+                currency: usd(),
+                balance_after: Decimal::from_str("95.80").expect("dec"),
+                value_date: at(),
+                reason: "bank fee charged twice".into(),
+                evidence: None,
+                requested_by: "maker".into(),
+                requested_at: at(),
+                approved_by: "checker".into(),
+                comment: Some("seen the ticket".into()),
+            }),
+            AccountEvent::AdjustmentRejected(AdjustmentRejected {
+                adjustment_id: adjustment,
+                rejected_by: "checker".into(),
+                comment: None,
+            }),
+            AccountEvent::AdjustmentExpired(AdjustmentExpired {
+                adjustment_id: adjustment,
             }),
         ]
     }

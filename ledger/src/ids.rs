@@ -79,3 +79,7 @@ uuid_id!(
     /// One reversal; the events that undo a movement (both legs of a transfer) carry it.
     ReversalId
 );
+uuid_id!(
+    /// One four-eyes adjustment, from its request to its approval, rejection or expiry.
+    AdjustmentId
+);

@@ -12,6 +12,7 @@ pub mod hashing;
 pub mod ids;
 pub mod integrity;
 pub mod money;
+pub mod period;
 pub mod status;
 pub mod subjects;
 #[cfg(feature = "testing")]
@@ -22,5 +23,5 @@ pub use envelope::{EventMetadata, RecordedEvent};
 pub use error_code::ErrorCode;
 pub use events::AccountEvent;
 pub use hashing::Hash;
-pub use ids::{AccountId, CommandId, EventId, HoldId, ReversalId, TransferId};
+pub use ids::{AccountId, AdjustmentId, CommandId, EventId, HoldId, ReversalId, TransferId};
 pub use money::{Currency, Money, MoneyError, PositiveAmount};

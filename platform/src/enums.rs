@@ -43,6 +43,39 @@ impl fmt::Display for AccountStatus {
     }
 }
 
+/// Where a four-eyes adjustment stands (../shared/API.md `AdjustmentStatus`).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AdjustmentStatus {
+    /// Requested; nothing has moved. Approvable until it expires.
+    Pending,
+    /// Approved by a second person and posted to the account.
+    Approved,
+    /// Turned down; nothing moved.
+    Rejected,
+    /// Nobody decided it in time; nothing moved.
+    Expired,
+}
+
+impl AdjustmentStatus {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Approved, Self::Rejected, Self::Expired];
+
+    /// As GraphQL shows it and the read models store it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Approved => "APPROVED",
+            Self::Rejected => "REJECTED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+
+    /// The status stored as `text`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

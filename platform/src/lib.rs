@@ -16,6 +16,7 @@ pub mod http;
 pub mod input_check;
 pub mod json;
 pub mod messaging;
+pub mod objects;
 pub mod observability;
 pub mod policy;
 pub mod scalars;

@@ -15,6 +15,17 @@ pub enum Capability {
     ChangeStatus,
     /// Reverse a movement.
     Reverse,
+    /// Ask for a four-eyes adjustment (the maker).
+    RequestAdjustment,
+    /// Approve or reject an adjustment (the checker; never the maker, SOX maker-checker).
+    DecideAdjustment,
+    /// List adjustments (`adjustments`): supervisors decide them, auditors review them.
+    ReadAdjustments,
+    /// Close an accounting period (`closePeriod`).
+    ClosePeriod,
+    /// Read period closes and their signed reports (`periodClose`, `periodCloses`,
+    /// `period.json`).
+    ReadPeriodReports,
     /// Read one account as the event store knows it (`account(id)`).
     ReadAccount,
     /// Find accounts, and read balances, statements and the projection's status
@@ -35,6 +46,7 @@ pub enum Capability {
 const TELLER: &[Role] = &[Role::Teller];
 const SUPERVISOR: &[Role] = &[Role::Supervisor];
 const AUDITOR: &[Role] = &[Role::Auditor];
+const TELLER_OR_SUPERVISOR: &[Role] = &[Role::Teller, Role::Supervisor];
 const AUDITOR_OR_SUPERVISOR: &[Role] = &[Role::Auditor, Role::Supervisor];
 const EVERY_ROLE: &[Role] = &[Role::Auditor, Role::Teller, Role::Supervisor];
 
@@ -43,7 +55,11 @@ impl Capability {
     pub const fn roles(self) -> &'static [Role] {
         match self {
             Self::MoveMoney => TELLER,
-            Self::ChangeStatus | Self::Reverse => SUPERVISOR,
+            Self::ChangeStatus | Self::Reverse | Self::DecideAdjustment | Self::ClosePeriod => {
+                SUPERVISOR
+            }
+            Self::RequestAdjustment => TELLER_OR_SUPERVISOR,
+            Self::ReadAdjustments | Self::ReadPeriodReports => AUDITOR_OR_SUPERVISOR,
             Self::ReadAccount | Self::ReadReports | Self::ReadAuditTrail => EVERY_ROLE,
             Self::ReviewAuditTrail | Self::VerifyIntegrity => AUDITOR_OR_SUPERVISOR,
             Self::ReadAccessLog | Self::ProveEvent => AUDITOR,
@@ -95,9 +111,33 @@ mod tests {
             Capability::Reverse,
             Capability::ChangeStatus,
             Capability::VerifyIntegrity,
+            Capability::DecideAdjustment,
+            Capability::ReadAdjustments,
+            Capability::ClosePeriod,
+            Capability::ReadPeriodReports,
         ] {
             assert!(!denied.allows(&teller), "{denied}");
         }
+        assert!(Capability::RequestAdjustment.allows(&teller));
+    }
+
+    #[test]
+    fn supervisors_make_and_check_adjustments_and_close_periods() {
+        let supervisor = principal(&[Role::Supervisor]);
+        for allowed in [
+            Capability::RequestAdjustment,
+            Capability::DecideAdjustment,
+            Capability::ReadAdjustments,
+            Capability::ClosePeriod,
+            Capability::ReadPeriodReports,
+        ] {
+            assert!(allowed.allows(&supervisor), "{allowed}");
+        }
+        let auditor = principal(&[Role::Auditor]);
+        assert!(Capability::ReadAdjustments.allows(&auditor));
+        assert!(Capability::ReadPeriodReports.allows(&auditor));
+        assert!(!Capability::DecideAdjustment.allows(&auditor));
+        assert!(!Capability::ClosePeriod.allows(&auditor));
     }
 
     #[test]

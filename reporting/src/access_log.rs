@@ -25,6 +25,7 @@ pub const ACCESS_LOG_QUEUE_MAX: usize = 4_096;
 /// The names queries are recorded under.
 pub mod query_names {
     pub const ACCOUNTS: &str = "accounts";
+    pub const ADJUSTMENTS: &str = "adjustments";
     pub const BALANCE_AS_OF: &str = "balanceAsOf";
     pub const BALANCES_AS_OF: &str = "balancesAsOf";
     pub const STATEMENT: &str = "statement";

@@ -30,8 +30,9 @@ pub const REBUILD_SCHEMA: &str = "reporting_rebuild";
 pub const REBUILD_BATCH_EVENTS: usize = 10_000;
 /// The read models rebuilt from the stream. The access log is a record of reads, not of
 /// events, and is kept as it is.
-pub const REBUILT_TABLES: [&str; 8] = [
+pub const REBUILT_TABLES: [&str; 9] = [
     "projection_checkpoints",
+    "adjustments",
     "account_balances",
     "balance_history",
     "ledger_entries",
@@ -42,8 +43,9 @@ pub const REBUILT_TABLES: [&str; 8] = [
 ];
 /// Tables whose unique keys the projection's writes need from the first batch
 /// (`ON CONFLICT`, or updates by key).
-const KEYED_FROM_THE_START: [&str; 5] = [
+const KEYED_FROM_THE_START: [&str; 6] = [
     "projection_checkpoints",
+    "adjustments",
     "account_balances",
     "audit_log",
     "transfers",

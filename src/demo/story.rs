@@ -374,7 +374,7 @@ impl Story {
 
     async fn spend(&mut self, at: DateTime<Utc>, index: usize) -> anyhow::Result<()> {
         let seat = &self.seats[index];
-        let ceiling = (seat.available() * Decimal::new(3, 1)).min(Decimal::new(180_00, 2));
+        let ceiling = (seat.available() * Decimal::new(3, 1)).min(Decimal::new(18_000, 2));
         if !seat.takes_movements() || ceiling < Decimal::new(10_00, 2) {
             return Ok(());
         }

@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh database per test) and NATS. One test binary; `helpers` starts the app.
 
 mod accounts;
+mod adjustments;
 mod auth;
 mod batches;
 mod browser;
@@ -20,6 +21,7 @@ mod integrity;
 mod logs;
 mod metadata;
 mod outage;
+mod period_close;
 mod rebuild;
 mod reporting;
 mod reporting_roles;

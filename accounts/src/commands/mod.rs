@@ -22,10 +22,15 @@ use crate::{
     writer::{Writer, WriterOptions},
 };
 
+mod adjustments;
 mod holds;
 mod movements;
 mod reversals;
 
+pub use adjustments::{
+    AdjustmentOutcome, ApproveAdjustmentCommand, ExpireAdjustmentCommand, RejectAdjustmentCommand,
+    RequestAdjustmentCommand, find_adjustment,
+};
 pub use holds::{
     CaptureHoldCommand, ExpireHoldCommand, HoldOutcome, HoldView, PlaceHoldCommand,
     ReleaseHoldCommand, find_hold,
@@ -221,6 +226,7 @@ pub enum BatchAnswer {
 pub struct AccountsService {
     store: EventStore,
     writer: Writer,
+    adjustment_expiry: chrono::Duration,
 }
 
 impl AccountsService {
@@ -245,7 +251,13 @@ impl AccountsService {
         Self {
             writer: Writer::spawn(store.clone(), options),
             store,
+            adjustment_expiry: options.adjustment_expiry,
         }
+    }
+
+    /// How long a requested adjustment waits for its checker.
+    pub fn adjustment_expiry(&self) -> chrono::Duration {
+        self.adjustment_expiry
     }
 
     pub fn store(&self) -> &EventStore {

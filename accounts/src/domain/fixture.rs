@@ -5,18 +5,20 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ledger::{
-    AccountEvent, AccountId, Currency, EventId, HoldId, PositiveAmount, ReversalId, TransferId,
+    AccountEvent, AccountId, AdjustmentId, Currency, EventId, HoldId, PositiveAmount, ReversalId,
+    TransferId,
     events::{
-        AccountOpened, HoldCaptured, HoldPlaced, HoldReleased, Movement, MovementReversed,
-        ReversedKind, StatusChange,
+        AccountOpened, AdjustmentRejected, AdjustmentRequested, HoldCaptured, HoldPlaced,
+        HoldReleased, Movement, MovementReversed, ReversedKind, StatusChange,
     },
 };
 use rust_decimal::Decimal;
 
 use super::{
-    Account, Booking, CaptureHold, ChangeStatus, Command, Deposit, DomainError, Holder,
-    OpenAccount, PlaceHold, Reason, ReleaseHold, Reverse, ReversedMovement, Transfer, Withdraw,
-    decide, decide_capture, decide_reversal, decide_transfer, evolve,
+    Account, AdjustmentAmount, Booking, CaptureHold, ChangeStatus, Command, DecideAdjustment,
+    Deposit, DomainError, Holder, OpenAccount, PlaceHold, Reason, ReleaseHold, RequestAdjustment,
+    Reverse, ReversedMovement, Transfer, Withdraw, decide, decide_capture, decide_reversal,
+    decide_transfer, evolve,
 };
 
 /// When the tests' accounts were opened: long before [`at`], beyond the backdating window.
@@ -170,6 +172,39 @@ impl History {
         self
     }
 
+    /// An adjustment of `signed` requested by `maker`, open for decision until `expires_at`.
+    pub fn adjustment_requested(
+        mut self,
+        adjustment_id: AdjustmentId,
+        signed: &str,
+        maker: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        self.events
+            .push(AccountEvent::AdjustmentRequested(AdjustmentRequested {
+                adjustment_id,
+                amount: dec(signed),
+                currency: self.currency,
+                reason: "fee charged twice".into(),
+                value_date: None,
+                evidence: None,
+                requested_by: maker.into(),
+                expires_at,
+            }));
+        self
+    }
+
+    /// The adjustment `adjustment_id` rejected by `checker`.
+    pub fn adjustment_rejected(mut self, adjustment_id: AdjustmentId, checker: &str) -> Self {
+        self.events
+            .push(AccountEvent::AdjustmentRejected(AdjustmentRejected {
+                adjustment_id,
+                rejected_by: checker.into(),
+                comment: None,
+            }));
+        self
+    }
+
     /// The account after its history, as `evolve` folds it: opened at [`opened_at`], every
     /// later event recorded at [`at`].
     pub fn state(&self) -> Option<Account> {
@@ -223,6 +258,12 @@ pub struct GivenAccounts {
 impl GivenAccounts {
     pub fn at(mut self, instant: DateTime<Utc>) -> Self {
         self.booking.at = instant;
+        self
+    }
+
+    /// Decides with periods closed through `end`.
+    pub fn closed_through(mut self, end: DateTime<Utc>) -> Self {
+        self.booking.closed_through = Some(end);
         self
     }
 
@@ -450,6 +491,52 @@ pub fn reverse_deposit(id: AccountId, event_id: EventId, value: &str) -> Reverse
         },
         reason: Reason::parse("booked twice").expect("reason"),
     }
+}
+
+/// How long the tests' adjustments wait for a decision.
+pub const ADJUSTMENT_EXPIRY_DAYS: i64 = 7;
+
+/// `maker` asks for an adjustment of `signed` (credits > 0) on `id`.
+pub fn request_adjustment(
+    id: AccountId,
+    adjustment_id: AdjustmentId,
+    signed: &str,
+    maker: &str,
+) -> Command {
+    Command::RequestAdjustment(RequestAdjustment {
+        account_id: id,
+        adjustment_id,
+        amount: AdjustmentAmount::parse(dec(signed)).expect("test adjustment amount"),
+        reason: Reason::parse("fee charged twice").expect("reason"),
+        value_date: None,
+        evidence: None,
+        requested_by: maker.into(),
+        expires_after: Duration::days(ADJUSTMENT_EXPIRY_DAYS),
+    })
+}
+
+fn decision(id: AccountId, adjustment_id: AdjustmentId, checker: &str) -> DecideAdjustment {
+    DecideAdjustment {
+        account_id: id,
+        adjustment_id,
+        decided_by: checker.into(),
+        comment: None,
+    }
+}
+
+pub fn approve_adjustment(id: AccountId, adjustment_id: AdjustmentId, checker: &str) -> Command {
+    Command::ApproveAdjustment(decision(id, adjustment_id, checker))
+}
+
+pub fn reject_adjustment(id: AccountId, adjustment_id: AdjustmentId, checker: &str) -> Command {
+    Command::RejectAdjustment(decision(id, adjustment_id, checker))
+}
+
+pub fn expire_adjustment(id: AccountId, adjustment_id: AdjustmentId) -> Command {
+    Command::ExpireAdjustment(super::ExpireAdjustment {
+        account_id: id,
+        adjustment_id,
+    })
 }
 
 pub fn expire(id: AccountId, hold_id: HoldId) -> Command {

@@ -11,16 +11,20 @@
 //! on, before any HoldExpired is written. A movement is reversed at most once, within the
 //! accounts' limits. Value dates lie between the backdating window's start and the booking
 //! instant. Limits are decided on the current balance (the booking axis), never on a
-//! value-date balance.
+//! value-date balance. An adjustment moves money only once a supervisor other than its
+//! maker approves it, within the account's limits, before it expires (SOX maker-checker).
 //!
 //! `decide` is given a [`Booking`]: the instant the events will be recorded at, and the
 //! window value dates must fall in. Nothing here reads a clock.
 
+mod adjustments;
 mod holds;
 mod movements;
 mod reversals;
 mod text;
 
+#[cfg(test)]
+mod adjustments_tests;
 #[cfg(test)]
 mod fixture;
 #[cfg(test)]
@@ -36,19 +40,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use ledger::{
-    AccountEvent, AccountId, Currency, ErrorCode, EventId, HoldId, Money, MoneyError,
+    AccountEvent, AccountId, AdjustmentId, Currency, ErrorCode, EventId, HoldId, Money, MoneyError,
     PositiveAmount, TransferId,
     events::{AccountOpened, StatusChange},
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use adjustments::{
+    Adjustment, AdjustmentAmount, AdjustmentStatus, DecideAdjustment, ExpireAdjustment,
+    RequestAdjustment,
+};
 pub use holds::{CaptureHold, ExpireHold, PlaceHold, ReleaseHold, decide_capture};
 pub use movements::decide_transfer;
 pub use reversals::{
     Reverse, ReversedMovement, TransferLeg, decide_reversal, movement_of, transfer_of,
 };
-pub use text::{Holder, Reason, Reference, TextError};
+pub use text::{Evidence, Holder, Reason, Reference, TextError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AccountStatus {
@@ -92,6 +100,9 @@ pub struct Account {
     /// Movements of this account that have been reversed (their event ids).
     #[serde(default)]
     pub reversed: BTreeSet<EventId>,
+    /// Adjustments requested and not yet approved, rejected or expired by an event.
+    #[serde(default)]
+    pub adjustments: BTreeMap<AdjustmentId, Adjustment>,
 }
 
 impl Account {
@@ -221,6 +232,10 @@ pub enum Command {
     PlaceHold(PlaceHold),
     ReleaseHold(ReleaseHold),
     ExpireHold(ExpireHold),
+    RequestAdjustment(RequestAdjustment),
+    ApproveAdjustment(DecideAdjustment),
+    RejectAdjustment(DecideAdjustment),
+    ExpireAdjustment(ExpireAdjustment),
 }
 
 impl Command {
@@ -233,6 +248,9 @@ impl Command {
             Self::PlaceHold(c) => c.account_id,
             Self::ReleaseHold(c) => c.account_id,
             Self::ExpireHold(c) => c.account_id,
+            Self::RequestAdjustment(c) => c.account_id,
+            Self::ApproveAdjustment(c) | Self::RejectAdjustment(c) => c.account_id,
+            Self::ExpireAdjustment(c) => c.account_id,
         }
     }
 }
@@ -255,6 +273,8 @@ pub enum Subject {
     ValueDate,
     /// The movement a reversal names.
     Movement,
+    /// The adjustment a decision names.
+    Adjustment,
 }
 
 /// Why a command was refused. Each variant maps to exactly one [`ErrorCode`], and names
@@ -358,6 +378,23 @@ pub enum DomainError {
         value_date: DateTime<Utc>,
         closed_through: DateTime<Utc>,
     },
+    #[error("no adjustment {0}")]
+    AdjustmentNotFound(AdjustmentId),
+    #[error("an adjustment {0} already exists")]
+    AdjustmentAlreadyExists(AdjustmentId),
+    #[error("adjustment {adjustment_id} is not pending: {why}")]
+    AdjustmentNotPending {
+        adjustment_id: AdjustmentId,
+        why: String,
+    },
+    /// Maker-checker (SOX): the person who asked for an adjustment cannot approve it.
+    #[error(
+        "adjustment {adjustment_id} was requested by {requested_by}; a second supervisor must approve it"
+    )]
+    SelfApproval {
+        adjustment_id: AdjustmentId,
+        requested_by: String,
+    },
 }
 
 impl DomainError {
@@ -382,6 +419,10 @@ impl DomainError {
             Self::AlreadyReversed(_) => ErrorCode::AlreadyReversed,
             Self::ValueDateOutOfRange { .. } => ErrorCode::ValueDateOutOfRange,
             Self::PeriodClosed { .. } => ErrorCode::PeriodClosed,
+            Self::AdjustmentNotFound(_) => ErrorCode::AdjustmentNotFound,
+            Self::AdjustmentAlreadyExists(_) => ErrorCode::Validation,
+            Self::AdjustmentNotPending { .. } => ErrorCode::AdjustmentNotPending,
+            Self::SelfApproval { .. } => ErrorCode::SelfApproval,
         }
     }
 
@@ -409,6 +450,10 @@ impl DomainError {
             Self::MovementNotFound(_) | Self::NotReversible { .. } | Self::AlreadyReversed(_) => {
                 Subject::Movement
             }
+            Self::AdjustmentNotFound(_)
+            | Self::AdjustmentAlreadyExists(_)
+            | Self::AdjustmentNotPending { .. }
+            | Self::SelfApproval { .. } => Subject::Adjustment,
         }
     }
 }
@@ -457,6 +502,10 @@ pub fn decide(
         Command::PlaceHold(place) => holds::place(account, place, booking)?,
         Command::ReleaseHold(release) => holds::release(account, release, booking)?,
         Command::ExpireHold(expire) => holds::expire(account, expire, booking)?,
+        Command::RequestAdjustment(request) => adjustments::request(account, request, booking)?,
+        Command::ApproveAdjustment(decision) => adjustments::approve(account, decision, booking)?,
+        Command::RejectAdjustment(decision) => adjustments::reject(account, decision, booking)?,
+        Command::ExpireAdjustment(expire) => adjustments::expire(account, expire, booking)?,
     };
     Ok(vec![event])
 }
@@ -485,6 +534,9 @@ pub fn still_valid_at(
                 AccountEvent::HoldPlaced(p) => p.expires_at.is_none_or(|e| e > booking.at),
                 AccountEvent::HoldCaptured(c) => hold_active(id, &c.hold_id),
                 AccountEvent::HoldReleased(r) => hold_active(id, &r.hold_id),
+                AccountEvent::AdjustmentPosted(_) | AccountEvent::AdjustmentRejected(_) => {
+                    adjustments::still_pending(accounts.get(id), event, booking.at)
+                }
                 _ => true,
             }
     })
@@ -540,6 +592,7 @@ pub fn evolve(
                 opened_at: recorded_at,
                 holds: BTreeMap::new(),
                 reversed: BTreeSet::new(),
+                adjustments: BTreeMap::new(),
             }),
             // A stream that does not start with AccountOpened is corrupt; the store refuses it.
             _ => None,
@@ -574,6 +627,23 @@ pub fn evolve(
         }
         AccountEvent::MovementReversed(reversal) => {
             account.reversed.insert(reversal.reversed_event_id);
+        }
+        AccountEvent::AdjustmentRequested(requested) => {
+            if let Some(adjustment) = Adjustment::evolve(None, account.id, event, recorded_at) {
+                account
+                    .adjustments
+                    .insert(requested.adjustment_id, adjustment);
+            }
+        }
+        AccountEvent::AdjustmentPosted(ledger::events::AdjustmentPosted {
+            adjustment_id, ..
+        })
+        | AccountEvent::AdjustmentRejected(ledger::events::AdjustmentRejected {
+            adjustment_id,
+            ..
+        })
+        | AccountEvent::AdjustmentExpired(ledger::events::AdjustmentExpired { adjustment_id }) => {
+            account.adjustments.remove(adjustment_id);
         }
         AccountEvent::AccountOpened(_)
         | AccountEvent::MoneyDeposited(_)

@@ -67,6 +67,12 @@ pub fn movement_of(
             "it is one leg of a transfer; reverse the transfer by its transferId",
         )),
         AccountEvent::MovementReversed(_) => Err(refuse("a reversal is not itself reversed")),
+        AccountEvent::AdjustmentPosted(_) => Err(refuse(
+            "an approved adjustment is corrected by another adjustment, under four eyes",
+        )),
+        AccountEvent::AdjustmentRequested(_)
+        | AccountEvent::AdjustmentRejected(_)
+        | AccountEvent::AdjustmentExpired(_) => Err(refuse("it moves no money")),
         AccountEvent::AccountOpened(_)
         | AccountEvent::AccountFrozen(_)
         | AccountEvent::AccountUnfrozen(_)

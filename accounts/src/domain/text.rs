@@ -77,6 +77,13 @@ text_type!(
     true
 );
 
+text_type!(
+    /// Where an adjustment's supporting document is: up to 500 printable characters.
+    Evidence,
+    REASON_LEN_MAX,
+    false
+);
+
 /// The reference as stored in an event: `None` when absent or blank.
 pub(crate) fn optional(reference: &Option<Reference>) -> Option<String> {
     reference

@@ -90,6 +90,41 @@ fn rejects_a_value_date_in_a_closed_period() {
 }
 
 #[test]
+fn rejects_every_kind_of_movement_valued_in_a_closed_period() {
+    let month_end = at() - Duration::days(3);
+    let source = History::opened("USD").deposited("100");
+    let destination = History::opened("USD");
+    let closed = |e: &DomainError| e.code() == ErrorCode::PeriodClosed;
+    let mut withdrawal = withdraw(source.id, "10");
+    if let super::Command::Withdraw(w) = &mut withdrawal {
+        w.value_date = Some(month_end);
+    }
+    given(&source)
+        .closed_through(month_end)
+        .when(withdrawal)
+        .then_err_matching(closed);
+    let mut booking = booking();
+    booking.closed_through = Some(month_end);
+    let mut moved = transfer(&source, &destination, "10");
+    moved.value_date = Some(month_end);
+    let refused = super::decide_transfer(
+        source.state().as_ref(),
+        destination.state().as_ref(),
+        &moved,
+        &booking,
+    );
+    assert!(matches!(&refused, Err(e) if closed(e)), "{refused:?}");
+    let hold_id = HoldId::generate();
+    let held = source.clone().held(hold_id, "5", None);
+    let mut taken = capture(held.id, hold_id, None, None);
+    taken.value_date = Some(month_end);
+    given_accounts(&[&held])
+        .closed_through(month_end)
+        .when_capture(&taken)
+        .then_err_matching(closed);
+}
+
+#[test]
 fn limits_are_decided_on_the_current_balance_not_the_value_dated_one() {
     // Nothing was on the account last month, but it holds 100 now: a withdrawal valued last
     // month is within the limits, because limits look at the current balance.

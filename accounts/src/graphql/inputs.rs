@@ -2,7 +2,7 @@
 
 use async_graphql::{InputObject, OneofObject};
 use ledger::{
-    AccountId, Currency, EventId, HoldId, PositiveAmount, ReversalId, TransferId,
+    AccountId, AdjustmentId, Currency, EventId, HoldId, PositiveAmount, ReversalId, TransferId,
     money::parse_limit,
 };
 use platform::{
@@ -18,8 +18,8 @@ use crate::{
         CloseAccount, FreezeAccount, IDEMPOTENCY_KEY_LEN_MAX, ReversalTarget, UnfreezeAccount,
     },
     domain::{
-        ChangeStatus, Deposit, Holder, OpenAccount, PlaceHold, Reason, Reference, Transfer,
-        Withdraw,
+        AdjustmentAmount, ChangeStatus, Deposit, Evidence, Holder, OpenAccount, PlaceHold, Reason,
+        Reference, Transfer, Withdraw,
     },
 };
 
@@ -150,6 +150,30 @@ pub enum BatchOperationInput {
     Deposit(DepositInput),
     Withdraw(WithdrawInput),
     Transfer(TransferInput),
+}
+
+/// Ask for a four-eyes adjustment (`requestAdjustment`, teller or supervisor).
+#[derive(InputObject)]
+pub struct RequestAdjustmentInput {
+    pub account_id: Uuid,
+    /// Signed: credits > 0, debits < 0 (a leading `-`), never zero.
+    pub amount: Decimal,
+    /// Why; recorded in the request and in the posting.
+    pub reason: String,
+    /// When the money is to move for the business (default: the approval's booking instant).
+    pub value_date: Option<DateTime>,
+    /// Where the supporting document is (a ticket, a scan, a statement line).
+    pub evidence: Option<String>,
+    pub idempotency_key: String,
+}
+
+/// Approve or reject an adjustment (`approveAdjustment`, `rejectAdjustment`, supervisor).
+#[derive(InputObject)]
+pub struct AdjustmentDecisionInput {
+    pub adjustment_id: Uuid,
+    /// Recorded with the decision.
+    pub comment: Option<String>,
+    pub idempotency_key: String,
 }
 
 /// A parsed request: its command, idempotency key, and its content in canonical form (the
@@ -516,6 +540,76 @@ impl ReverseInput {
                 target,
                 reason,
             },
+            key,
+            canonical,
+        })
+    }
+}
+
+/// An adjustment request as parsed, before the edge adds the maker and the expiry.
+pub(crate) struct AdjustmentRequest {
+    pub account_id: AccountId,
+    pub amount: AdjustmentAmount,
+    pub reason: Reason,
+    pub value_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub evidence: Option<Evidence>,
+}
+
+impl RequestAdjustmentInput {
+    pub(crate) fn parse(&self, base: &str) -> Result<Parsed<AdjustmentRequest>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let amount = AdjustmentAmount::parse(self.amount.0)
+            .map_err(|e| ApiError::invalid_amount(&path(base, "amount"), e))?;
+        let reason = Reason::parse(&self.reason)
+            .map_err(|e| ApiError::validation(&path(base, "reason"), e))?;
+        let evidence = self
+            .evidence
+            .as_deref()
+            .map(Evidence::parse)
+            .transpose()
+            .map_err(|e| ApiError::validation(&path(base, "evidence"), e))?
+            .filter(|e| !e.as_str().is_empty());
+        let value_date = self.value_date.map(|d| d.0);
+        let canonical = json!({
+            "accountId": self.account_id.0,
+            "amount": normalized(self.amount.0),
+            "reason": reason.as_str(),
+            "valueDate": value_date,
+            "evidence": evidence.as_ref().map(|e| e.as_str()),
+        });
+        Ok(Parsed {
+            command: AdjustmentRequest {
+                account_id: AccountId::from_uuid(self.account_id.0),
+                amount,
+                reason,
+                value_date,
+                evidence,
+            },
+            key,
+            canonical,
+        })
+    }
+}
+
+impl AdjustmentDecisionInput {
+    pub(crate) fn parse(
+        &self,
+        base: &str,
+    ) -> Result<Parsed<(AdjustmentId, Option<Reason>)>, ApiError> {
+        let key = idempotency_key(base, &self.idempotency_key)?;
+        let comment = self
+            .comment
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(Reason::parse)
+            .transpose()
+            .map_err(|e| ApiError::validation(&path(base, "comment"), e))?;
+        let canonical = json!({
+            "adjustmentId": self.adjustment_id.0,
+            "comment": comment.as_ref().map(|c| c.as_str()),
+        });
+        Ok(Parsed {
+            command: (AdjustmentId::from_uuid(self.adjustment_id.0), comment),
             key,
             canonical,
         })

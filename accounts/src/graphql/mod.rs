@@ -5,6 +5,7 @@
 mod inputs;
 mod integrity;
 mod outputs;
+mod periods;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
 use ledger::AccountId;
@@ -14,44 +15,57 @@ use platform::{
     scalars::Uuid,
 };
 
-use ledger::TransferId;
+use ledger::{AdjustmentId, TransferId};
 
 use crate::{
     commands::{
-        AccountsService, BatchCommand, BatchOperation, CaptureHoldCommand, Command, CommandContext,
-        CommandError, PlaceHoldCommand, ReleaseHoldCommand, ReverseCommand, find_hold,
-        find_movement,
+        AccountsService, ApproveAdjustmentCommand, BatchCommand, BatchOperation,
+        CaptureHoldCommand, Command, CommandContext, CommandError, PlaceHoldCommand,
+        RejectAdjustmentCommand, ReleaseHoldCommand, RequestAdjustmentCommand, ReverseCommand,
+        find_adjustment, find_hold, find_movement,
     },
-    domain::{CaptureHold, ReleaseHold, Reverse, Subject},
+    domain::{CaptureHold, DecideAdjustment, ReleaseHold, RequestAdjustment, Reverse, Subject},
 };
 
 pub use inputs::{
-    AccountStatusInput, BATCH_OPERATIONS_MAX, BatchInput, BatchOperationInput, CaptureHoldInput,
-    DepositInput, OpenAccountInput, PlaceHoldInput, ReleaseHoldInput, ReverseInput, TransferInput,
-    WithdrawInput,
+    AccountStatusInput, AdjustmentDecisionInput, BATCH_OPERATIONS_MAX, BatchInput,
+    BatchOperationInput, CaptureHoldInput, DepositInput, OpenAccountInput, PlaceHoldInput,
+    ReleaseHoldInput, RequestAdjustmentInput, ReverseInput, TransferInput, WithdrawInput,
 };
 pub use integrity::{IntegrityData, IntegrityQuery, VERIFY_ONLINE_EVENTS_MAX};
 pub use outputs::{
-    ACCOUNT_HOLDS_LISTED_MAX, AccountPayload, AccountStatus, AccountView, BatchPayload,
-    BatchResult, Hold, HoldPayload, MovementPayload, ReversalPayload, TransferPayload,
+    ACCOUNT_HOLDS_LISTED_MAX, AccountPayload, AccountStatus, AccountView, AdjustmentPayload,
+    BatchPayload, BatchResult, Hold, HoldPayload, MovementPayload, ReversalPayload,
+    TransferPayload, adjustment_view,
 };
+pub use periods::{PeriodData, PeriodMutation, PeriodQuery};
 
-pub type AccountsSchema = Schema<AccountsQueries, AccountsMutation, EmptySubscription>;
+pub type AccountsSchema = Schema<AccountsQueries, AccountsMutations, EmptySubscription>;
 
 /// Every query of the accounts service.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct AccountsQueries(AccountsQuery, IntegrityQuery);
+pub struct AccountsQueries(AccountsQuery, IntegrityQuery, PeriodQuery);
+
+/// Every mutation of the accounts service.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct AccountsMutations(AccountsMutation, PeriodMutation);
 
 /// The accounts service on its own (as `folio accounts` serves it).
-pub fn schema(service: AccountsService, integrity: IntegrityData) -> AccountsSchema {
+pub fn schema(
+    service: AccountsService,
+    integrity: IntegrityData,
+    periods: PeriodData,
+) -> AccountsSchema {
     with_limits(Schema::build(
         AccountsQueries::default(),
-        AccountsMutation,
+        AccountsMutations::default(),
         EmptySubscription,
     ))
     .data(service)
     .data(integrity)
+    .data(periods)
     .finish()
 }
 
@@ -75,7 +89,7 @@ impl AccountsQuery {
 #[derive(Default)]
 pub struct AccountsMutation;
 
-#[Object(name = "Mutation")]
+#[Object]
 impl AccountsMutation {
     /// Opens an account in one currency, optionally with an overdraft limit (teller).
     #[graphql(guard = "RoleGuard::new(Capability::MoveMoney)")]
@@ -237,6 +251,59 @@ impl AccountsMutation {
         execute(ctx, Ok(parsed), &fields).await
     }
 
+    /// Asks for a signed correction of an account (teller or supervisor): nothing moves
+    /// until a supervisor other than the requester approves it (SOX maker-checker).
+    #[graphql(guard = "RoleGuard::new(Capability::RequestAdjustment)")]
+    async fn request_adjustment(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestAdjustmentInput,
+    ) -> Result<AdjustmentPayload, ApiError> {
+        let fields = InputFields::of(INPUT)
+            .account(Some(input.account_id), "accountId")
+            .amount()
+            .named(Subject::ValueDate, "valueDate")
+            .named(Subject::Adjustment, "accountId");
+        let parsed = input.parse(INPUT)?;
+        let maker = RequestContext::of(ctx)?.principal.actor.clone();
+        let expires_after = service(ctx)?.adjustment_expiry();
+        let parsed = parsed.map(|request| {
+            RequestAdjustmentCommand(RequestAdjustment {
+                account_id: request.account_id,
+                adjustment_id: AdjustmentId::generate(),
+                amount: request.amount,
+                reason: request.reason,
+                value_date: request.value_date,
+                evidence: request.evidence,
+                requested_by: maker,
+                expires_after,
+            })
+        });
+        execute(ctx, Ok(parsed), &fields).await
+    }
+
+    /// Approves a pending adjustment and posts it to its account in the same event, which
+    /// names both the requester and the approver (supervisor, never the requester:
+    /// SELF_APPROVAL). A debit stays within the account's limits.
+    #[graphql(guard = "RoleGuard::new(Capability::DecideAdjustment)")]
+    async fn approve_adjustment(
+        &self,
+        ctx: &Context<'_>,
+        input: AdjustmentDecisionInput,
+    ) -> Result<AdjustmentPayload, ApiError> {
+        decide_adjustment(ctx, input, true).await
+    }
+
+    /// Rejects a pending adjustment; nothing moves (supervisor).
+    #[graphql(guard = "RoleGuard::new(Capability::DecideAdjustment)")]
+    async fn reject_adjustment(
+        &self,
+        ctx: &Context<'_>,
+        input: AdjustmentDecisionInput,
+    ) -> Result<AdjustmentPayload, ApiError> {
+        decide_adjustment(ctx, input, false).await
+    }
+
     /// Up to 1,000 deposits, withdrawals and transfers in one request (teller). With
     /// `atomic: true` all are written or none: when one is refused nothing is written, it
     /// carries its own code and the others LINKED_OPERATION_FAILED. With `atomic: false`
@@ -282,6 +349,36 @@ impl AccountsMutation {
     ) -> Result<AccountPayload, ApiError> {
         let fields = InputFields::of(INPUT).account(Some(input.account_id), "accountId");
         execute(ctx, input.close(INPUT), &fields).await
+    }
+}
+
+/// Approves (`approve`) or rejects an adjustment the client names by id: the edge finds its
+/// account in the adjustment index, the aggregate decides.
+async fn decide_adjustment(
+    ctx: &Context<'_>,
+    input: AdjustmentDecisionInput,
+    approve: bool,
+) -> Result<AdjustmentPayload, ApiError> {
+    let fields = InputFields::of(INPUT)
+        .named(Subject::Adjustment, "adjustmentId")
+        .named(Subject::Amount, "adjustmentId")
+        .named(Subject::ValueDate, "adjustmentId");
+    let parsed = input.parse(INPUT)?;
+    let found = find_adjustment(service(ctx)?.store(), parsed.command.0)
+        .await
+        .map_err(|e| command_error(e, &fields))?;
+    let fields = fields.account(Some(Uuid(found.account_id.as_uuid())), "adjustmentId");
+    let checker = RequestContext::of(ctx)?.principal.actor.clone();
+    let parsed = parsed.map(|(adjustment_id, comment)| DecideAdjustment {
+        account_id: found.account_id,
+        adjustment_id,
+        decided_by: checker,
+        comment,
+    });
+    if approve {
+        execute(ctx, Ok(parsed.map(ApproveAdjustmentCommand)), &fields).await
+    } else {
+        execute(ctx, Ok(parsed.map(RejectAdjustmentCommand)), &fields).await
     }
 }
 

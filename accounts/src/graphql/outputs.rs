@@ -10,8 +10,8 @@ use platform::{
 
 use crate::{
     commands::{
-        AccountOutcome, AccountsService, BatchAnswer, HoldOutcome, HoldView, MovementOutcome,
-        ReversalOutcome, TransferOutcome,
+        AccountOutcome, AccountsService, AdjustmentOutcome, BatchAnswer, HoldOutcome, HoldView,
+        MovementOutcome, ReversalOutcome, TransferOutcome,
     },
     domain,
     store::{HoldRecord, HoldStatus},
@@ -20,7 +20,10 @@ use crate::{
 /// The most holds `Account.holds` lists: the most recently placed first.
 pub const ACCOUNT_HOLDS_LISTED_MAX: i64 = 1_000;
 
-pub use platform::enums::AccountStatus;
+pub use platform::{
+    enums::{AccountStatus, AdjustmentStatus},
+    objects::Adjustment,
+};
 
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "Account", complex)]
@@ -343,5 +346,54 @@ impl BatchResult {
             position: Some(position.to_string()),
             ..Self::default()
         }
+    }
+}
+
+/// An adjustment after a command, with its account (../shared/API.md `AdjustmentPayload`).
+#[derive(SimpleObject)]
+pub struct AdjustmentPayload {
+    pub adjustment: Adjustment,
+    /// The account after the command (an approval's balance includes the adjustment).
+    pub account: Option<AccountView>,
+    pub position: String,
+    /// The event the command wrote; an approval's is the posting (ADJUSTMENT in statements).
+    pub event_id: Uuid,
+}
+
+/// An adjustment as GraphQL shows it, in its account's currency.
+pub fn adjustment_view(adjustment: domain::Adjustment, currency: ledger::Currency) -> Adjustment {
+    Adjustment {
+        id: Uuid(adjustment.id.as_uuid()),
+        account_id: Uuid(adjustment.account_id.as_uuid()),
+        amount: Decimal::money(adjustment.amount, currency),
+        reason: adjustment.reason,
+        value_date: adjustment.value_date.map(DateTime),
+        evidence: adjustment.evidence,
+        status: match adjustment.status {
+            domain::AdjustmentStatus::Pending => AdjustmentStatus::Pending,
+            domain::AdjustmentStatus::Approved => AdjustmentStatus::Approved,
+            domain::AdjustmentStatus::Rejected => AdjustmentStatus::Rejected,
+            domain::AdjustmentStatus::Expired => AdjustmentStatus::Expired,
+        },
+        requested_by: adjustment.requested_by,
+        requested_at: DateTime(adjustment.requested_at),
+        expires_at: DateTime(adjustment.expires_at),
+        decided_by: adjustment.decided_by,
+        decided_at: adjustment.decided_at.map(DateTime),
+        comment: adjustment.comment,
+    }
+}
+
+impl TryFrom<AdjustmentOutcome> for AdjustmentPayload {
+    type Error = ApiError;
+
+    fn try_from(outcome: AdjustmentOutcome) -> Result<Self, ApiError> {
+        let currency = outcome.account.currency;
+        Ok(Self {
+            adjustment: adjustment_view(outcome.adjustment, currency),
+            account: Some(AccountView::as_at(outcome.account, outcome.booked_at)?),
+            position: outcome.position.to_string(),
+            event_id: Uuid(outcome.event_id.as_uuid()),
+        })
     }
 }

@@ -54,6 +54,12 @@ pub enum ProblemKind {
     ReversalInconsistent,
     /// A value date after its booking instant, or before its backdating window.
     ValueDateOutOfRange,
+    /// An adjustment posted without a pending request, approved by its own maker, by
+    /// someone other than the actor who wrote the posting, or for another amount
+    /// (SOX maker-checker).
+    AdjustmentInconsistent,
+    /// An event booked after a period close carries a value date inside the closed period.
+    ValueDateInClosedPeriod,
 }
 
 impl ProblemKind {
@@ -70,6 +76,8 @@ impl ProblemKind {
             Self::HoldInconsistent => "HOLD_INCONSISTENT",
             Self::ReversalInconsistent => "REVERSAL_INCONSISTENT",
             Self::ValueDateOutOfRange => "VALUE_DATE_OUT_OF_RANGE",
+            Self::AdjustmentInconsistent => "ADJUSTMENT_INCONSISTENT",
+            Self::ValueDateInClosedPeriod => "VALUE_DATE_IN_CLOSED_PERIOD",
         }
     }
 }
@@ -151,6 +159,7 @@ pub async fn verify(pool: &PgPool, options: &VerifyOptions<'_>) -> Result<Report
     verify_streams(pool, options, &mut report).await?;
     verify_transfers(pool, options, &mut report).await?;
     verify_reversals(pool, options, &mut report).await?;
+    verify_closed_periods(pool, options, &mut report).await?;
     if options.account.is_none() && !report.truncated {
         verify_checkpoints(pool, options, &mut report).await?;
     }
@@ -220,10 +229,12 @@ async fn verify_streams(
     Ok(())
 }
 
-/// What the walk keeps of the account it is in: its active holds (amount and expiry).
+/// What the walk keeps of the account it is in: its active holds (amount and expiry) and
+/// its pending adjustments (maker and amount).
 #[derive(Default)]
 struct StreamState {
     holds: HashMap<HoldId, (Decimal, Option<DateTime<Utc>>)>,
+    adjustments: HashMap<ledger::AdjustmentId, (String, Decimal)>,
 }
 
 impl StreamState {
@@ -293,6 +304,53 @@ impl StreamState {
             }
             AccountEvent::HoldExpired(expired) => {
                 self.settle(event, expired.hold_id, expired.amount, true, report)
+            }
+            AccountEvent::AdjustmentRequested(requested) => {
+                self.adjustments.insert(
+                    requested.adjustment_id,
+                    (requested.requested_by.clone(), requested.amount),
+                );
+            }
+            AccountEvent::AdjustmentPosted(posted) => {
+                let writer = event.metadata().map(|m| m.actor).unwrap_or_default();
+                let detail = match self.adjustments.remove(&posted.adjustment_id) {
+                    None => Some(format!(
+                        "adjustment {} is posted but is not pending (never requested, or decided before)",
+                        posted.adjustment_id
+                    )),
+                    Some((maker, amount))
+                        if maker != posted.requested_by || amount != posted.amount =>
+                    {
+                        Some(format!(
+                            "adjustment {} was requested by {maker} for {amount} but is posted as requested by {} for {}",
+                            posted.adjustment_id, posted.requested_by, posted.amount
+                        ))
+                    }
+                    Some((maker, _)) if maker == posted.approved_by => Some(format!(
+                        "adjustment {} is approved by its own maker {maker}",
+                        posted.adjustment_id
+                    )),
+                    Some(_) if writer != posted.approved_by => Some(format!(
+                        "adjustment {} names {} as its approver but was written by {writer}",
+                        posted.adjustment_id, posted.approved_by
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(detail) = detail {
+                    report.add(at(ProblemKind::AdjustmentInconsistent, detail));
+                }
+            }
+            AccountEvent::AdjustmentRejected(ledger::events::AdjustmentRejected {
+                adjustment_id,
+                ..
+            })
+            | AccountEvent::AdjustmentExpired(ledger::events::AdjustmentExpired {
+                adjustment_id,
+            }) if self.adjustments.remove(adjustment_id).is_none() => {
+                report.add(at(
+                    ProblemKind::AdjustmentInconsistent,
+                    format!("adjustment {adjustment_id} is decided but is not pending"),
+                ));
             }
             _ => {}
         }
@@ -424,6 +482,47 @@ fn check_event(event: &RecordedEvent, previous: Option<&Previous>, report: &mut 
             }
         }
     }
+}
+
+/// No event booked after a period close (after the last event it covers, in publication
+/// order) may carry a value date at or before the closed period's end.
+async fn verify_closed_periods(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query(
+        "select e.stream_id, e.stream_version, e.position, e.event_type,
+                e.payload->>'valueDate' as value_date, c.period_end
+         from accounts.period_closes c
+         join accounts.events e
+           on (e.tx_id, e.position) > (c.through_tx_id, c.through_position)
+          and e.payload ? 'valueDate'
+          and (e.payload->>'valueDate')::timestamptz <= c.period_end
+         where $1::uuid is null or e.stream_id = $1
+         order by e.position
+         limit $2",
+    )
+    .bind(options.account.map(|a| a.as_uuid()))
+    .bind((PROBLEMS_MAX + 1) as i64)
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let event_type: String = row.try_get("event_type")?;
+        let value_date: Option<String> = row.try_get("value_date")?;
+        let period_end: DateTime<Utc> = row.try_get("period_end")?;
+        report.add(Problem {
+            kind: ProblemKind::ValueDateInClosedPeriod,
+            stream_id: Some(AccountId::from_uuid(row.try_get("stream_id")?)),
+            stream_version: Some(row.try_get("stream_version")?),
+            position: Some(row.try_get("position")?),
+            detail: format!(
+                "{event_type} booked after the close of the period through {period_end} carries value date {}",
+                value_date.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
 }
 
 async fn verify_transfers(

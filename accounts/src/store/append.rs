@@ -35,6 +35,8 @@ pub struct Heads {
     /// When the events are recorded: the database clock, never before a stream's newest
     /// event; or the store's [`HistoricalClock`], when it has one.
     pub booking_instant: DateTime<Utc>,
+    /// The end of the last closed period: no value date at or before it may be booked.
+    pub closed_through: Option<DateTime<Utc>>,
 }
 
 impl Heads {
@@ -98,13 +100,23 @@ impl AppendTx {
         }
     }
 
-    /// Reads the head of every stream in `ids` and the database clock (one statement); with
-    /// a [`HistoricalClock`], also the store's newest event, to check the clock against.
+    /// Takes the period fence shared (a close waits for this append; see
+    /// [`crate::periods`]), then reads the head of every stream in `ids`, the database clock
+    /// and the end of the last closed period; with a [`HistoricalClock`], also the store's
+    /// newest event, to check the clock against.
     pub async fn heads(&mut self, ids: &[AccountId]) -> Result<Heads, StoreError> {
         assert!(
             !self.written,
             "every read of an append comes before its first write"
         );
+        sqlx::query("select pg_advisory_xact_lock_shared($1)")
+            .bind(crate::periods::PERIOD_FENCE_LOCK)
+            .execute(&mut *self.tx)
+            .await?;
+        let closed_through: Option<DateTime<Utc>> =
+            sqlx::query_scalar("select max(period_end) from accounts.period_closes")
+                .fetch_one(&mut *self.tx)
+                .await?;
         let uuids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
         let rows = sqlx::query(
             "select s.id, h.stream_version, h.hash, h.recorded_at, clock_timestamp() as now
@@ -152,6 +164,7 @@ impl AppendTx {
         Ok(Heads {
             heads,
             booking_instant,
+            closed_through,
         })
     }
 
@@ -327,6 +340,12 @@ impl AppendTx {
     ) -> Result<Vec<HoldId>, StoreError> {
         self.written = true;
         super::holds::index(&mut self.tx, events).await
+    }
+
+    /// Indexes the adjustment events among `events` (see `accounts.adjustments`).
+    pub async fn index_adjustments(&mut self, events: &[RecordedEvent]) -> Result<(), StoreError> {
+        self.written = true;
+        super::adjustments::index(&mut self.tx, events).await
     }
 
     /// Whether a stream that went from `before` to `after` events crossed a snapshot mark.

@@ -9,6 +9,7 @@
 //! event's `tx_id` (assigned at the first write) follows its stream's version order; the
 //! relay relies on that to publish in a safe order.
 
+mod adjustments;
 mod append;
 mod clock;
 mod holds;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use crate::domain::{Account, evolve};
 
+pub use adjustments::AdjustmentRecord;
 pub use append::{AppendTx, Head, Heads, IdempotencyRow, NewEvent, NewStream};
 pub use clock::HistoricalClock;
 pub use holds::{HoldRecord, HoldStatus};
@@ -377,6 +379,40 @@ impl EventStore {
         rows.iter().map(holds::hold_record).collect()
     }
 
+    /// An adjustment, as the adjustment index records it.
+    pub async fn adjustment(
+        &self,
+        adjustment_id: ledger::AdjustmentId,
+    ) -> Result<Option<AdjustmentRecord>, StoreError> {
+        let sql = format!(
+            "select {} from accounts.adjustments where adjustment_id = $1",
+            adjustments::ADJUSTMENT_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(adjustment_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(adjustments::adjustment_record).transpose()
+    }
+
+    /// Pending adjustments whose expiry has passed by the database clock, soonest first
+    /// (at most `limit`).
+    pub async fn adjustments_past_expiry(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<AdjustmentRecord>, StoreError> {
+        let sql = format!(
+            "select {} from accounts.adjustments where status = 'PENDING' and expires_at <= clock_timestamp()
+             order by expires_at limit $1",
+            adjustments::ADJUSTMENT_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(adjustments::adjustment_record).collect()
+    }
+
     /// One stored event by its id.
     pub async fn event(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
         let sql = format!("select {EVENT_COLUMNS} from accounts.events where event_id = $1");
@@ -497,6 +533,7 @@ impl EventStore {
             }
             other => other?,
         };
+        tx.index_adjustments(&recorded).await?;
         let taken = tx.index_holds(&recorded).await?;
         if let Some(hold_id) = taken.first() {
             return Err(StoreError::Corrupt {

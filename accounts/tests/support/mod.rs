@@ -8,9 +8,10 @@ use std::{collections::HashMap, fmt::Debug, str::FromStr, time::Duration};
 
 use accounts::{
     commands::{
-        AccountOutcome, AccountsService, CloseAccount, CommandContext, CommandError,
-        ExpireHoldCommand, FreezeAccount, HoldOutcome, MovementOutcome, PlaceHoldCommand,
-        ReleaseHoldCommand, TransferOutcome, UnfreezeAccount,
+        AccountOutcome, AccountsService, AdjustmentOutcome, ApproveAdjustmentCommand, CloseAccount,
+        CommandContext, CommandError, ExpireAdjustmentCommand, ExpireHoldCommand, FreezeAccount,
+        HoldOutcome, MovementOutcome, PlaceHoldCommand, RejectAdjustmentCommand,
+        ReleaseHoldCommand, RequestAdjustmentCommand, TransferOutcome, UnfreezeAccount,
     },
     domain::{
         Account, ChangeStatus, Command, Deposit, Holder, OpenAccount, Reason, Reference, Transfer,
@@ -97,6 +98,7 @@ pub enum Outcome {
     Movement(MovementOutcome),
     Transfer(TransferOutcome),
     Hold(HoldOutcome),
+    Adjustment(Box<AdjustmentOutcome>),
 }
 
 impl Outcome {
@@ -106,6 +108,7 @@ impl Outcome {
             Self::Movement(o) => o.position,
             Self::Transfer(o) => o.position,
             Self::Hold(o) => o.position,
+            Self::Adjustment(o) => o.position,
         }
     }
 }
@@ -144,6 +147,22 @@ pub async fn execute(
             .execute(context, ExpireHoldCommand(c))
             .await
             .map(Outcome::Hold),
+        Command::RequestAdjustment(c) => service
+            .execute(context, RequestAdjustmentCommand(c))
+            .await
+            .map(|o| Outcome::Adjustment(Box::new(o))),
+        Command::ApproveAdjustment(c) => service
+            .execute(context, ApproveAdjustmentCommand(c))
+            .await
+            .map(|o| Outcome::Adjustment(Box::new(o))),
+        Command::RejectAdjustment(c) => service
+            .execute(context, RejectAdjustmentCommand(c))
+            .await
+            .map(|o| Outcome::Adjustment(Box::new(o))),
+        Command::ExpireAdjustment(c) => service
+            .execute(context, ExpireAdjustmentCommand(c))
+            .await
+            .map(|o| Outcome::Adjustment(Box::new(o))),
     }
 }
 
@@ -159,6 +178,10 @@ pub fn command_type(command: &Command) -> &'static str {
         Command::PlaceHold(_) => "placeHold",
         Command::ReleaseHold(_) => "releaseHold",
         Command::ExpireHold(_) => "expireHold",
+        Command::RequestAdjustment(_) => "requestAdjustment",
+        Command::ApproveAdjustment(_) => "approveAdjustment",
+        Command::RejectAdjustment(_) => "rejectAdjustment",
+        Command::ExpireAdjustment(_) => "expireAdjustment",
     }
 }
 
@@ -257,6 +280,7 @@ pub fn account_of(outcome: &Outcome) -> &Account {
         Outcome::Account(o) => &o.account,
         Outcome::Movement(o) => &o.account,
         Outcome::Hold(o) => &o.account,
+        Outcome::Adjustment(o) => &o.account,
         Outcome::Transfer(_) => panic!("a transfer outcome names two accounts"),
     }
 }

@@ -14,6 +14,7 @@ use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Obj
 use ledger::AccountId;
 use platform::{
     ApiError, Capability, RequestContext,
+    enums::AdjustmentStatus,
     graphql::with_limits,
     scalars::{DateTime, Uuid},
 };
@@ -27,10 +28,10 @@ use crate::{
 
 pub use inputs::{AccessLogFilterInput, AccountFilterInput, AuditFilterInput};
 pub use outputs::{
-    AccessLogEntry, AccessLogEntryConnection, AccountSummary, AccountSummaryConnection, AuditEntry,
-    AuditEntryConnection, CurrencyTotal, EntryKind, HistoricalBalance, HistoricalBalanceConnection,
-    HistoricalBalanceTotals, PageCursor, ProjectionStatus, RelayBlocker, Statement, StatementEntry,
-    StatementEntryConnection,
+    AccessLogEntry, AccessLogEntryConnection, AccountSummary, AccountSummaryConnection,
+    AdjustmentConnection, AuditEntry, AuditEntryConnection, CurrencyTotal, EntryKind,
+    HistoricalBalance, HistoricalBalanceConnection, HistoricalBalanceTotals, PageCursor,
+    ProjectionStatus, RelayBlocker, Statement, StatementEntry, StatementEntryConnection,
 };
 
 pub type ReportingSchema = Schema<ReportingQueries, EmptyMutation, EmptySubscription>;
@@ -94,6 +95,42 @@ impl ReportingQuery {
             page,
             after_key.is_some(),
             queries::AccountSummary::key,
+        ))
+    }
+
+    /// Four-eyes adjustments of `status` on `accountId` (both optional), in request order
+    /// (supervisor, auditor): who asked for what, who approved or rejected it, and when. A
+    /// pending adjustment past its expiry shows as EXPIRED.
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn adjustments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<AdjustmentStatus>,
+        account_id: Option<Uuid>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<AdjustmentConnection, ApiError> {
+        let (state, request) = caller(ctx)?;
+        let gate = state.gate(
+            request,
+            query_names::ADJUSTMENTS,
+            Capability::ReadAdjustments,
+        )?;
+        let size = queries::page_size(first.map(i64::from))?;
+        let after_key = cursor::decode_after::<queries::AdjustmentKey>(after.as_deref())?;
+        let at_least = parse_at_least(at_least.as_deref())?;
+        let arguments = json!({
+            "status": status.map(|s| s.as_str()), "accountId": account_id.map(|a| a.0),
+            "first": first, "after": after, "atLeast": at_least_text(at_least),
+        });
+        gate.admit(arguments, at_least, None).await?;
+        let account_id = account_id.map(|a| AccountId::from_uuid(a.0));
+        let page = queries::adjustments(&state.pool, status, account_id, size, after_key).await?;
+        Ok(outputs::plain_connection(
+            page,
+            after_key.is_some(),
+            queries::AdjustmentRow::key,
         ))
     }
 

@@ -72,6 +72,31 @@ where
     connection(page, after_given, key, N::from, EmptyFields)
 }
 
+pub use platform::objects::Adjustment;
+
+/// A page of adjustments (`adjustments`).
+pub type AdjustmentConnection = Connection<PageCursor, Adjustment>;
+
+impl From<queries::AdjustmentRow> for Adjustment {
+    fn from(row: queries::AdjustmentRow) -> Self {
+        Self {
+            id: Uuid(row.id.as_uuid()),
+            account_id: Uuid(row.account_id.as_uuid()),
+            amount: Decimal::money(row.amount, row.currency),
+            reason: row.reason,
+            value_date: row.value_date.map(DateTime),
+            evidence: row.evidence,
+            status: row.status,
+            requested_by: row.requested_by,
+            requested_at: DateTime(row.requested_at),
+            expires_at: DateTime(row.expires_at),
+            decided_by: row.decided_by,
+            decided_at: row.decided_at.map(DateTime),
+            comment: row.comment,
+        }
+    }
+}
+
 /// An account as the reporting service knows it now (../shared/API.md, "Finding accounts").
 #[derive(SimpleObject, Clone, Debug)]
 pub struct AccountSummary {
@@ -149,13 +174,7 @@ pub struct HistoricalBalanceTotals {
     pub totals: Vec<CurrencyTotal>,
 }
 
-#[derive(SimpleObject, Clone, Debug)]
-pub struct CurrencyTotal {
-    pub currency: String,
-    pub total: Decimal,
-    /// How many accounts the total is over.
-    pub accounts: i64,
-}
+pub use platform::objects::CurrencyTotal;
 
 impl From<queries::CurrencyTotal> for CurrencyTotal {
     fn from(total: queries::CurrencyTotal) -> Self {

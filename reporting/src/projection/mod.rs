@@ -547,6 +547,7 @@ fn decide(
         }
     }
     writes.movement(event, &decoded);
+    writes.adjustment(event, &decoded);
     Disposition::Applied
 }
 

@@ -67,6 +67,22 @@ struct ReversalLink {
     reversed_at: DateTime<Utc>,
 }
 
+/// An adjustment requested (a new row) or decided (its status), in event order.
+enum AdjustmentChange {
+    Requested {
+        event: Box<RecordedEvent>,
+        requested: Box<ledger::events::AdjustmentRequested>,
+    },
+    Decided {
+        adjustment_id: Uuid,
+        status: &'static str,
+        value_date: Option<DateTime<Utc>>,
+        decided_by: Option<String>,
+        decided_at: DateTime<Utc>,
+        comment: Option<String>,
+    },
+}
+
 struct Alert {
     account_id: Uuid,
     event_id: Uuid,
@@ -112,6 +128,7 @@ pub(crate) struct Writes {
     entries: Vec<Entry>,
     reversal_links: Vec<ReversalLink>,
     transfers: BTreeMap<Uuid, Transfer>,
+    adjustments: Vec<AdjustmentChange>,
     alerts: Vec<Alert>,
 }
 
@@ -161,6 +178,47 @@ impl Writes {
             stream_version: event.stream_version,
             reason: reason.to_string(),
         });
+    }
+
+    /// The adjustment row an adjustment event inserts or updates.
+    pub fn adjustment(&mut self, event: &RecordedEvent, decoded: &AccountEvent) {
+        let decided = |adjustment_id: ledger::AdjustmentId,
+                       status,
+                       value_date,
+                       decided_by: Option<&String>,
+                       comment: &Option<String>| AdjustmentChange::Decided {
+            adjustment_id: adjustment_id.as_uuid(),
+            status,
+            value_date,
+            decided_by: decided_by.cloned(),
+            decided_at: event.recorded_at,
+            comment: comment.clone(),
+        };
+        let change = match decoded {
+            AccountEvent::AdjustmentRequested(requested) => AdjustmentChange::Requested {
+                event: Box::new(event.clone()),
+                requested: Box::new(requested.clone()),
+            },
+            AccountEvent::AdjustmentPosted(p) => decided(
+                p.adjustment_id,
+                "APPROVED",
+                Some(p.value_date),
+                Some(&p.approved_by),
+                &p.comment,
+            ),
+            AccountEvent::AdjustmentRejected(r) => decided(
+                r.adjustment_id,
+                "REJECTED",
+                None,
+                Some(&r.rejected_by),
+                &r.comment,
+            ),
+            AccountEvent::AdjustmentExpired(x) => {
+                decided(x.adjustment_id, "EXPIRED", None, None, &None)
+            }
+            _ => return,
+        };
+        self.adjustments.push(change);
     }
 
     /// The statement line (and transfer row, and reversal link) of an event that moves money.
@@ -254,6 +312,16 @@ impl Writes {
                     )
                 }
             }
+            AccountEvent::AdjustmentPosted(a) => Entry {
+                reference: Some(a.reason.clone()),
+                ..line(
+                    EntryKind::Adjustment,
+                    a.amount,
+                    a.balance_after,
+                    a.currency,
+                    a.value_date,
+                )
+            },
             _ => return,
         };
         let is_transfer_leg = matches!(
@@ -301,6 +369,7 @@ impl Writes {
         self.flush_history(tx, schema).await?;
         self.flush_entries(tx, schema).await?;
         self.flush_reversal_links(tx, schema).await?;
+        self.flush_adjustments(tx, schema).await?;
         self.flush_transfers(tx, schema).await?;
         self.flush_alerts(tx, schema).await
     }
@@ -542,6 +611,99 @@ impl Writes {
         .bind(rows.iter().map(|r| r.original).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.reversal).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.reversed_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts the adjustments requested in this batch, then applies the decisions (one
+    /// statement each; a decision of a request in the same batch finds its row).
+    async fn flush_adjustments(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        schema: &str,
+    ) -> Result<(), sqlx::Error> {
+        let requested: Vec<(&RecordedEvent, &ledger::events::AdjustmentRequested)> = self
+            .adjustments
+            .iter()
+            .filter_map(|c| match c {
+                AdjustmentChange::Requested { event, requested } => {
+                    Some((event.as_ref(), requested.as_ref()))
+                }
+                AdjustmentChange::Decided { .. } => None,
+            })
+            .collect();
+        if !requested.is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
+                "insert into reporting.adjustments (adjustment_id, position, account_id, currency, amount,
+                     reason, value_date, evidence, status, requested_by, requested_at, expires_at)
+                 select a, p, s, c, m, r, v, e, 'PENDING', b, t, x
+                 from unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::numeric[], $6::text[],
+                             $7::timestamptz[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[])
+                      as u(a, p, s, c, m, r, v, e, b, t, x)
+                 on conflict (adjustment_id) do nothing")),
+            )
+            .bind(requested.iter().map(|(_, r)| r.adjustment_id.as_uuid()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(e, _)| e.position).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(e, _)| e.stream_id.as_uuid()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.currency.code()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.amount).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.reason.clone()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.value_date).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.evidence.clone()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.requested_by.clone()).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(e, _)| e.recorded_at).collect::<Vec<_>>())
+            .bind(requested.iter().map(|(_, r)| r.expires_at).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        type Decision<'a> = (
+            Uuid,
+            &'static str,
+            Option<DateTime<Utc>>,
+            Option<&'a String>,
+            DateTime<Utc>,
+            Option<&'a String>,
+        );
+        let decided: Vec<Decision<'_>> = self
+            .adjustments
+            .iter()
+            .filter_map(|c| match c {
+                AdjustmentChange::Decided {
+                    adjustment_id,
+                    status,
+                    value_date,
+                    decided_by,
+                    decided_at,
+                    comment,
+                } => Some((
+                    *adjustment_id,
+                    *status,
+                    *value_date,
+                    decided_by.as_ref(),
+                    *decided_at,
+                    comment.as_ref(),
+                )),
+                AdjustmentChange::Requested { .. } => None,
+            })
+            .collect();
+        if decided.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sqlx::AssertSqlSafe(in_schema(schema,
+            "update reporting.adjustments a
+             set status = u.status, value_date = coalesce(u.value_date, a.value_date),
+                 decided_by = u.decided_by, decided_at = u.decided_at, comment = u.comment
+             from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::timestamptz[], $6::text[])
+                  as u(adjustment_id, status, value_date, decided_by, decided_at, comment)
+             where a.adjustment_id = u.adjustment_id")),
+        )
+        .bind(decided.iter().map(|d| d.0).collect::<Vec<_>>())
+        .bind(decided.iter().map(|d| d.1).collect::<Vec<_>>())
+        .bind(decided.iter().map(|d| d.2).collect::<Vec<_>>())
+        .bind(decided.iter().map(|d| d.3.cloned()).collect::<Vec<_>>())
+        .bind(decided.iter().map(|d| d.4).collect::<Vec<_>>())
+        .bind(decided.iter().map(|d| d.5.cloned()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())

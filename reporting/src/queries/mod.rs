@@ -7,6 +7,7 @@
 
 mod access;
 mod accounts;
+mod adjustments;
 mod audit;
 mod balances;
 mod consistency;
@@ -19,6 +20,7 @@ use platform::ApiError;
 
 pub use access::{AccessCriteria, AccessKey, AccessLogEntry, AccessLogFilter, access_log};
 pub use accounts::{AccountFilter, AccountSummary, accounts};
+pub use adjustments::{AdjustmentKey, AdjustmentRow, adjustments};
 pub use audit::{AuditEntry, AuditFilter, PositionKey, audit_trail};
 pub use balances::{
     AccountKey, BalancesAsOf, CurrencyTotal, HistoricalBalance, TwoAxes, balance_as_of,
