@@ -8,6 +8,7 @@ mod compliance;
 mod crash;
 mod errors;
 mod fuzz;
+mod graphiql;
 mod hardening;
 mod helpers;
 mod holds;
