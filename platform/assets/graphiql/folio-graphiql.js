@@ -1,12 +1,13 @@
 // Starts GraphiQL on Folio's page with the configuration the server wrote into it: the
 // endpoint, the header template and the example tabs.
 //
-// Every request to Folio, schema introspection included, needs a bearer token. Until one
-// is pasted over the template's placeholder, requests are answered here with a message
-// saying where it goes, instead of a 401. Once a token is typed into any tab's headers,
-// GraphiQL gets a new fetcher, which makes it introspect again: the docs appear without a
-// click on "re-fetch schema". Tabs still showing the placeholder use the last token typed.
-// The token lives in this page's memory only: headers are never written to storage.
+// Every request to Folio, schema introspection included, needs a bearer token. A request
+// whose headers carry none (no Authorization, or the template's placeholder) goes with the
+// last token typed into any tab's headers; before one is typed it is answered here with a
+// message saying where the token goes, instead of a 401. Typing a token gives GraphiQL a
+// new fetcher, which makes it introspect again: the docs appear without a click on
+// "re-fetch schema". The token lives in this page's memory only: headers are never
+// written to storage.
 (function () {
   'use strict';
 
@@ -47,11 +48,11 @@
     return function fetcher(params, options) {
       var headers = Object.assign({}, options && options.headers);
       var key = authorizationKey(headers);
-      if (key !== undefined && headers[key] === config.tokenPlaceholder) {
+      if (key === undefined || headers[key] === config.tokenPlaceholder) {
         if (lastToken === null) {
           return missingToken();
         }
-        headers[key] = lastToken;
+        headers[key === undefined ? 'Authorization' : key] = lastToken;
       }
       return send(params, Object.assign({}, options, { headers: headers }));
     };
@@ -69,7 +70,9 @@
         var value = key === undefined ? null : headers[key];
         if (isToken(value) && value !== lastToken) {
           lastToken = value;
-          setFetcher(makeFetcher);
+          setFetcher(function () {
+            return makeFetcher();
+          });
         }
       }, HEADERS_SETTLE_MS);
     }, []);
