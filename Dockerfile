@@ -9,7 +9,9 @@ WORKDIR /src
 # code does not rebuild every crate from crates.io.
 COPY Cargo.toml Cargo.lock ./
 COPY ledger/Cargo.toml ledger/
-COPY platform/Cargo.toml platform/
+# platform's build script fetches GraphiQL from the npm registry: here, so that the
+# download is cached with the dependencies.
+COPY platform/Cargo.toml platform/build.rs platform/
 COPY accounts/Cargo.toml accounts/
 COPY reporting/Cargo.toml reporting/
 RUN mkdir -p src benches ledger/src platform/src accounts/src reporting/src \

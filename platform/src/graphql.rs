@@ -17,14 +17,13 @@ use std::{net::SocketAddr, sync::Arc};
 
 use async_graphql::{
     Context, ErrorExtensionValues, Executor, Guard, SchemaBuilder, ServerError, Variables,
-    http::GraphiQLSource,
 };
 use axum::{
     Extension, Json,
     body::Bytes,
     extract::{ConnectInfo, FromRequestParts, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 use ledger::ErrorCode;
 use serde_json::{Value, json};
@@ -461,14 +460,10 @@ fn add_scalar_form(error: &mut ServerError) {
     }
 }
 
-/// `GET /`: GraphiQL, pointed at `/graphql`. Set the `Authorization` header in its headers tab.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Folio")
-            .finish(),
-    )
+/// `GET /` (and `GET /graphql`): GraphiQL, pointed at `/graphql`, with every file it loads
+/// served by Folio itself ([`crate::graphiql`]). Paste a token into its headers pane.
+pub async fn graphiql() -> Response {
+    crate::graphiql::page_handler().await
 }
 
 #[cfg(test)]

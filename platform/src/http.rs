@@ -43,6 +43,7 @@ where
     Router::new()
         .route("/graphql", post(graphql_handler::<E>).get(graphiql))
         .route("/", get(graphiql))
+        .merge(crate::graphiql::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod document;
 pub mod enums;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod input_check;

@@ -12,6 +12,7 @@ mod crash;
 mod demo;
 mod errors;
 mod fuzz;
+mod graphiql;
 mod hardening;
 mod helpers;
 mod holds;
