@@ -2,13 +2,16 @@
 //! the 25th (a payroll batch, or a transfer from an employer that banks here); rent on the
 //! 1st; interest on the 1st, valued on the last day of the month before; card spending,
 //! money to friends, card settlements and supplier invoices on ordinary days; and a few
-//! scenes a bank lives through ([`scene`]): a stolen card (freeze, a refused transfer,
+//! scenes a bank lives through ([`Scene`]): a stolen card (freeze, a refused transfer,
 //! unfreeze), holds captured, released and still active, a customer who leaves (balance
 //! paid out, account closed, a refused deposit), a transfer to the wrong person reversed,
 //! an identity review that freezes an account for good, and two refusals for want of funds.
 //!
 //! Every amount is drawn from the seeded generator and kept within what the account can
 //! pay, so the only refusals are the ones the scenes mean.
+
+// Amounts in cents are written units_cents, so 350_00 reads as 350.00.
+#![allow(clippy::inconsistent_digit_grouping)]
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Datelike, Duration, Utc};
@@ -78,7 +81,9 @@ pub enum Status {
 pub struct Seat {
     pub member: Member,
     pub id: Uuid,
+    /// In the account's currency (major units, two decimals), as the story expects it.
     pub balance: Decimal,
+    /// What the story's active holds reserve.
     pub held: Decimal,
     pub overdraft: Decimal,
     pub status: Status,
@@ -119,7 +124,7 @@ enum Step {
     Gift(usize),
     Settlement(usize),
     Invoice(usize),
-    Scene(u8),
+    Scene(Scene),
 }
 
 /// The story being told: the generator, the clock's range and every seat.
@@ -199,7 +204,7 @@ impl Story {
             if date.day() == 1 && !self.seats[index].rent.is_zero() {
                 steps.push((8 * 3600 + self.rng.i64(0..3600), Step::Rent(index)));
             }
-            if date.day() == 1 && part == Part::Person && index % 5 == 0 {
+            if date.day() == 1 && part == Part::Person && index.is_multiple_of(5) {
                 steps.push((7 * 3600 + index as i64, Step::Interest(index)));
             }
             self.plan_ordinary(index, date.weekday().num_days_from_monday(), &mut steps);
@@ -314,7 +319,7 @@ impl Story {
             }
             let employer = self.employer_of(index);
             let salary = seat.salary;
-            if index % 3 == 0 && self.seats[employer].takes_movements() {
+            if index.is_multiple_of(3) && self.seats[employer].takes_movements() {
                 let reference = format!("salary {month}");
                 let at = at + Duration::seconds(index as i64);
                 self.transfer_if_funded(at, PAYROLL, employer, index, salary, &reference)
@@ -577,20 +582,20 @@ impl Story {
         Decimal::new(self.rng.i64(low..=high.max(low)), 2)
     }
 
-    /// Where the story's generator stands: a deterministic id.
+    /// A version-4 id drawn from the story's generator (so the seed decides it).
     fn uuid(&mut self) -> Uuid {
-        uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid()
+        drawn_uuid(&mut self.rng)
     }
 }
 
 /// The teller who opens the `index`-th account.
 fn opened_by(index: usize) -> Actor {
-    if index % 2 == 0 { ALICE } else { BOB }
+    if index.is_multiple_of(2) { ALICE } else { BOB }
 }
 
 /// A seat for `member`, with its salary and rent drawn from `rng`.
 fn seat(rng: &mut fastrand::Rng, member: Member) -> Seat {
-    let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid();
+    let id = drawn_uuid(rng);
     let person = member.part == Part::Person;
     let (salary, rent) = match member.currency {
         "USD" => (rng.i64(3_200..=7_800), rng.i64(1_100..=2_400)),
@@ -612,6 +617,11 @@ fn seat(rng: &mut fastrand::Rng, member: Member) -> Seat {
     }
 }
 
+fn drawn_uuid(rng: &mut fastrand::Rng) -> Uuid {
+    uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()
+}
+
+/// `amount` in whole cents.
 fn cents(amount: Decimal) -> i64 {
     (amount * Decimal::ONE_HUNDRED)
         .trunc()
@@ -620,7 +630,7 @@ fn cents(amount: Decimal) -> i64 {
 }
 
 /// The scenes of `day` (see the module documentation).
-fn scenes_on(day: i64) -> Vec<u8> {
+fn scenes_on(day: i64) -> Vec<Scene> {
     SCENES
         .iter()
         .filter(|(on, _)| *on == day)
@@ -631,45 +641,87 @@ fn scenes_on(day: i64) -> Vec<u8> {
 /// The correlation id of every request about the rent share sent to the wrong person.
 const WRONG_RECIPIENT_CASE: &str = "case-priya-raman-rent-share";
 
-/// (day, scene): the day of the story each scene happens on.
-const SCENES: [(i64, u8); 17] = [
-    (12, 1),
-    (20, 2),
-    (21, 3),
-    (27, 4),
-    (30, 5),
-    (33, 6),
-    (45, 7),
-    (49, 8),
-    (52, 9),
-    (58, 10),
-    (60, 11),
-    (63, 12),
-    (64, 17),
-    (72, 13),
-    (76, 14),
-    (84, 15),
-    (STORY_DAYS - 1, 16),
+/// What a bank lives through besides the ordinary days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scene {
+    /// DeShawn asks the ATM for more than he has: INSUFFICIENT_FUNDS.
+    ShortOfCash,
+    /// Tyler's card is stolen: his account is frozen...
+    StolenCard,
+    /// ... a friend's transfer to him is refused: ACCOUNT_FROZEN ...
+    TransferToStolenCard,
+    /// ... and a week later, with a new card, it is unfrozen.
+    NewCard,
+    /// A hotel pre-authorises Sofia's card...
+    HotelHold,
+    /// ... and takes less than it held at checkout.
+    HotelCheckout,
+    /// A car rental holds a deposit on Anaïs's card...
+    CarRentalHold,
+    /// ... and releases it when the car comes back.
+    CarReturned,
+    /// A café tab: held, then captured to the café's account.
+    CafeTab,
+    /// Joaquín moves abroad: his balance is paid out and the account closed...
+    MovesAbroad,
+    /// ... and a refund sent afterwards is refused: ACCOUNT_CLOSED.
+    RefundToClosed,
+    /// A teller sends Priya's rent share to the wrong person...
+    WrongRecipient,
+    /// ... a supervisor reverses it and it goes to the right one.
+    WrongRecipientPutRight,
+    /// Björn's identity documents expire: frozen for good...
+    IdentityReview,
+    /// ... and Zoë's transfer to him is refused: ACCOUNT_FROZEN.
+    TransferToReview,
+    /// Ethan tries to send more than his overdraft allows: INSUFFICIENT_FUNDS.
+    BeyondOverdraft,
+    /// Yesterday a fuel pump pre-authorised Chloé's card; the hold is still active.
+    FuelPumpHold,
+}
+
+/// The day of the story each scene happens on.
+const SCENES: [(i64, Scene); 17] = [
+    (12, Scene::ShortOfCash),
+    (20, Scene::StolenCard),
+    (21, Scene::TransferToStolenCard),
+    (27, Scene::NewCard),
+    (30, Scene::HotelHold),
+    (33, Scene::HotelCheckout),
+    (45, Scene::CarRentalHold),
+    (49, Scene::CarReturned),
+    (52, Scene::CafeTab),
+    (58, Scene::MovesAbroad),
+    (60, Scene::RefundToClosed),
+    (63, Scene::WrongRecipient),
+    (64, Scene::WrongRecipientPutRight),
+    (72, Scene::IdentityReview),
+    (76, Scene::TransferToReview),
+    (84, Scene::BeyondOverdraft),
+    (STORY_DAYS - 1, Scene::FuelPumpHold),
 ];
 
 impl Story {
     /// One scene of the story; see [`SCENES`] for when.
-    async fn scene(&mut self, at: DateTime<Utc>, scene: u8) -> anyhow::Result<()> {
+    async fn scene(&mut self, at: DateTime<Utc>, scene: Scene) -> anyhow::Result<()> {
         match scene {
-            1 => self.short_of_cash(at, "DeShawn Williams").await,
-            2 => {
+            Scene::ShortOfCash => self.short_of_cash(at, "DeShawn Williams").await,
+            Scene::StolenCard => {
                 let reason =
                     "card reported stolen; two ATM withdrawals the customer does not recognise";
                 self.status(at, "Tyler Nguyen", FREEZE, reason, Status::Frozen)
                     .await
             }
-            3 => self.to_frozen(at, "Marcus Johnson", "Tyler Nguyen").await,
-            4 => {
+            Scene::TransferToStolenCard => {
+                self.send_to_frozen(at, "Marcus Johnson", "Tyler Nguyen")
+                    .await
+            }
+            Scene::NewCard => {
                 let reason = "new card issued; customer identity confirmed in branch";
                 self.status(at, "Tyler Nguyen", UNFREEZE, reason, Status::Open)
                     .await
             }
-            5 => {
+            Scene::HotelHold => {
                 self.place_hold(
                     at,
                     "Sofia Rossi",
@@ -679,11 +731,11 @@ impl Story {
                 )
                 .await
             }
-            6 => {
+            Scene::HotelCheckout => {
                 self.capture_hold(at, 0, 286_40, None, "Lakeview Inn, 3 nights")
                     .await
             }
-            7 => {
+            Scene::CarRentalHold => {
                 self.place_hold(
                     at,
                     "Anaïs Dubois",
@@ -693,29 +745,32 @@ impl Story {
                 )
                 .await
             }
-            8 => self.release_hold(at, 1, "car returned undamaged").await,
-            9 => self.tab(at).await,
-            10 => self.leaves(at, "Joaquín Ortega").await,
-            11 => self.to_closed(at, "Joaquín Ortega").await,
-            12 => self.wrong_recipient(at).await,
-            13 => {
+            Scene::CarReturned => self.release_hold(at, 1, "car returned undamaged").await,
+            Scene::CafeTab => self.tab(at).await,
+            Scene::MovesAbroad => self.leaves(at, "Joaquín Ortega").await,
+            Scene::RefundToClosed => self.refund_to_closed(at, "Joaquín Ortega").await,
+            Scene::WrongRecipient => self.wrong_recipient(at).await,
+            Scene::IdentityReview => {
                 let reason = "identity review: documents expired; customer asked to visit a branch";
                 self.status(at, "Björn Lindqvist", FREEZE, reason, Status::Frozen)
                     .await
             }
-            14 => self.to_frozen(at, "Zoë Brontë", "Björn Lindqvist").await,
-            17 => self.wrong_recipient_put_right(at).await,
-            15 => {
+            Scene::TransferToReview => {
+                self.send_to_frozen(at, "Zoë Brontë", "Björn Lindqvist")
+                    .await
+            }
+            Scene::WrongRecipientPutRight => self.wrong_recipient_put_right(at).await,
+            Scene::BeyondOverdraft => {
                 self.overdrawn_transfer(at, "Ethan O'Connor", "Hannah Goldberg")
                     .await
             }
-            _ => {
+            Scene::FuelPumpHold => {
                 let reference = "fuel pump pre-authorisation";
                 self.place_hold(at, "Chloé Tremblay", 120_00, reference, Duration::days(4))
                     .await
             }
         }
-        .with_context(|| format!("scene {scene}"))
+        .with_context(|| format!("scene {scene:?}"))
     }
 
     async fn status(
@@ -785,7 +840,12 @@ impl Story {
         .await
     }
 
-    async fn to_frozen(&mut self, at: DateTime<Utc>, from: &str, to: &str) -> anyhow::Result<()> {
+    async fn send_to_frozen(
+        &mut self,
+        at: DateTime<Utc>,
+        from: &str,
+        to: &str,
+    ) -> anyhow::Result<()> {
         let (from_index, to_index) = (index_of(from), index_of(to));
         let amount = Decimal::new(40_00, 2);
         let attempt = format!(
@@ -804,7 +864,7 @@ impl Story {
         .await
     }
 
-    async fn to_closed(&mut self, at: DateTime<Utc>, holder: &str) -> anyhow::Result<()> {
+    async fn refund_to_closed(&mut self, at: DateTime<Utc>, holder: &str) -> anyhow::Result<()> {
         let index = index_of(holder);
         let key = self.seeder.key();
         let input = json!({ "accountId": self.seats[index].id, "amount": "84.90",
