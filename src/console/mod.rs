@@ -13,6 +13,7 @@
 //! `folio_csrf` cookie (double submit). Tokens travel only in POST bodies and cookies, never
 //! in URLs, so they reach neither the request log nor browser history.
 
+mod controls;
 mod pages;
 mod session;
 mod views;
@@ -122,7 +123,9 @@ impl Refusal {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::AccountNotFound => StatusCode::NOT_FOUND,
             ErrorCode::StaleRead | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            // A rule of the ledger said no (SELF_APPROVAL, INSUFFICIENT_FUNDS...).
+            _ => StatusCode::CONFLICT,
         }
     }
 
@@ -166,6 +169,10 @@ pub fn routes(console: Console) -> Router {
         .route("/console/balances", get(pages::balances))
         .route("/console/audit", get(pages::audit))
         .route("/console/access", get(pages::access))
+        .route("/console/adjustments", get(controls::adjustments))
+        .route("/console/adjustments/{id}/decision", post(controls::decide))
+        .route("/console/periods", get(controls::periods))
+        .route("/console/periods/report", get(controls::period_report))
         .route("/console/integrity", get(pages::integrity))
         .route("/console/integrity/proof", get(pages::proof))
         .route("/console/reports/{name}", get(pages::report))

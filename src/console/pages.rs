@@ -69,7 +69,7 @@ fn moment(name: &str, text: &str, zone: Tz, end: bool) -> Result<Option<DateTime
 }
 
 /// A form's UUID, `None` when left empty.
-fn uuid(name: &str, text: &str) -> Result<Option<uuid::Uuid>, Refusal> {
+pub(crate) fn uuid(name: &str, text: &str) -> Result<Option<uuid::Uuid>, Refusal> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -85,12 +85,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Non-empty trimmed text, for optional GraphQL arguments.
-fn given(text: &str) -> Option<&str> {
+pub(crate) fn given(text: &str) -> Option<&str> {
     Some(text.trim()).filter(|t| !t.is_empty())
 }
 
 /// `path?name=value&…` with the non-empty pairs, percent-encoded.
-fn url(path: &str, pairs: &[(&str, &str)]) -> String {
+pub(crate) fn url(path: &str, pairs: &[(&str, &str)]) -> String {
     let query: Vec<String> = pairs
         .iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -118,7 +118,7 @@ fn encode(text: &str) -> String {
 
 /// A page with its form always shown, and under it the answer or the refusal (with the
 /// refusal's status). FORBIDDEN hides the form too.
-fn answer(
+pub(crate) fn answer(
     session: &Session,
     section: Section,
     title: &str,
@@ -145,7 +145,7 @@ fn answer(
 }
 
 /// The "next page" link of a connection, keeping the form's other fields.
-fn next_page(connection: &Value, path: &str, pairs: &[(&str, &str)]) -> Markup {
+pub(crate) fn next_page(connection: &Value, path: &str, pairs: &[(&str, &str)]) -> Markup {
     let info = &connection["pageInfo"];
     let Some(cursor) = info["endCursor"]
         .as_str()
@@ -159,7 +159,7 @@ fn next_page(connection: &Value, path: &str, pairs: &[(&str, &str)]) -> Markup {
     html! { p.pager { (link_button(&url(path, &pairs), "Next page")) } }
 }
 
-fn nodes(connection: &Value) -> &[Value] {
+pub(crate) fn nodes(connection: &Value) -> &[Value] {
     connection["nodes"].as_array().map_or(&[], Vec::as_slice)
 }
 
@@ -1071,7 +1071,7 @@ pub(crate) async fn proof(
     }
 }
 
-fn attachment(body: String, content_type: &'static str, filename: &str) -> Response {
+pub(crate) fn attachment(body: String, content_type: &'static str, filename: &str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -16,15 +16,19 @@ pub(crate) enum Section {
     Balances,
     Audit,
     Access,
+    Adjustments,
+    Periods,
     Integrity,
 }
 
 impl Section {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Accounts,
         Self::Balances,
         Self::Audit,
         Self::Access,
+        Self::Adjustments,
+        Self::Periods,
         Self::Integrity,
     ];
 
@@ -34,6 +38,8 @@ impl Section {
             Self::Balances => "Balances",
             Self::Audit => "Audit trail",
             Self::Access => "Access log",
+            Self::Adjustments => "Adjustments",
+            Self::Periods => "Period closes",
             Self::Integrity => "Integrity",
         }
     }
@@ -44,6 +50,8 @@ impl Section {
             Self::Balances => "/console/balances",
             Self::Audit => "/console/audit",
             Self::Access => "/console/access",
+            Self::Adjustments => "/console/adjustments",
+            Self::Periods => "/console/periods",
             Self::Integrity => "/console/integrity",
         }
     }
@@ -54,6 +62,8 @@ impl Section {
             Self::Accounts | Self::Balances => Capability::ReadReports,
             Self::Audit => Capability::ReviewAuditTrail,
             Self::Access => Capability::ReadAccessLog,
+            Self::Adjustments => Capability::ReadAdjustments,
+            Self::Periods => Capability::ReadPeriodReports,
             Self::Integrity => Capability::VerifyIntegrity,
         }
     }

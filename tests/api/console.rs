@@ -287,3 +287,150 @@ async fn metrics_describe_themselves_and_count_refusals_by_code() {
         "commands by outcome include refusals"
     );
 }
+
+/// The value of the hidden or text input `name` in the first form of `html` that has it.
+fn input_value<'a>(html: &'a str, name: &str) -> &'a str {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no input {name} in the page"));
+    let rest = &html[at..];
+    let value = rest.find("value=\"").expect("a value") + 7;
+    let end = rest[value..].find('"').expect("the value's end");
+    &rest[value..value + end]
+}
+
+#[tokio::test]
+async fn a_second_supervisor_approves_in_the_console_and_the_requester_cannot() {
+    let app = spawn_app().await;
+    let account = app.open_usd("Grace Hopper").await;
+    app.deposited(account.id, "100.00").await;
+    let maker = app.token("sup-maya", &[Role::Supervisor]);
+    let requested = app
+        .execute(
+            Some(&maker),
+            &[],
+            "mutation($input: RequestAdjustmentInput!) { requestAdjustment(input: $input) { adjustment { id } } }",
+            json!({ "input": {
+                "accountId": account.id, "amount": "-12.50", "reason": "bank fee charged twice",
+                "evidence": "ticket 4711", "idempotencyKey": crate::helpers::key(),
+            } }),
+        )
+        .await;
+    assert!(requested.code().is_none(), "{:?}", requested.body);
+    let id = requested.data("requestAdjustment")["adjustment"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+
+    let decide = |cookies: String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let page = client()
+                .get(app.url("/console/adjustments"))
+                .header(header::COOKIE, &cookies)
+                .send()
+                .await
+                .expect("the adjustments page");
+            assert_eq!(page.status(), StatusCode::OK);
+            let html = page.text().await.expect("a page");
+            assert!(
+                html.contains("bank fee charged twice"),
+                "the pending request is listed"
+            );
+            let csrf = input_value(&html, "csrf").to_string();
+            let key = input_value(&html, "idempotencyKey").to_string();
+            client()
+                .post(app.url(&format!("/console/adjustments/{id}/decision")))
+                .header(header::COOKIE, &cookies)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("decision", "approve"),
+                    ("comment", "checked against the ticket"),
+                    ("csrf", &csrf),
+                    ("idempotencyKey", &key),
+                ]))
+                .send()
+                .await
+                .expect("a decision")
+        }
+    };
+
+    let own = decide(signed_in(&app, &maker).await).await;
+    assert!(own.status().is_client_error(), "refused: {}", own.status());
+    let html = own.text().await.expect("a page");
+    assert!(
+        html.contains("SELF_APPROVAL"),
+        "the maker cannot check: {html}"
+    );
+
+    let checker = app.token("sup-omar", &[Role::Supervisor]);
+    let approved = decide(signed_in(&app, &checker).await).await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let account_now = app.read_account(account.id).await.expect("the account");
+    assert_eq!(
+        account_now.balance, "87.50",
+        "the approval posted the adjustment"
+    );
+}
+
+#[tokio::test]
+async fn the_period_page_lists_closes_and_downloads_the_signed_report_as_served() {
+    let app = spawn_app().await;
+    let account = app.open_usd("Ada Byron").await;
+    app.deposited(account.id, "42.00").await;
+    // The period ends after the deposit and before the close.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let period_end = (chrono::Utc::now() - chrono::Duration::milliseconds(100))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let closed = app
+        .execute(
+            Some(app.supervisor()),
+            &[],
+            "mutation($input: ClosePeriodInput!) { closePeriod(input: $input) { periodClose { report } } }",
+            json!({ "input": { "periodEnd": period_end, "idempotencyKey": crate::helpers::key() } }),
+        )
+        .await;
+    assert!(closed.code().is_none(), "{:?}", closed.body);
+    let signed = closed.data("closePeriod")["periodClose"]["report"]
+        .as_str()
+        .expect("the signed report")
+        .to_string();
+
+    let cookies = signed_in(&app, &app.token("carol", &[Role::Auditor])).await;
+    let page = client()
+        .get(app.url("/console/periods"))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .expect("the periods page")
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("<caption>Closed periods"), "{page}");
+    assert!(page.contains("42.00 USD"), "the close's totals: {page}");
+    let link = page
+        .split("href=\"/console/periods/report?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a download link")
+        .replace("&amp;", "&");
+    let file = client()
+        .get(app.url(&format!("/console/periods/report?{link}")))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .expect("the report");
+    assert_eq!(file.status(), StatusCode::OK);
+    assert!(
+        file.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("text")
+            .starts_with("attachment; filename=\"period-"),
+    );
+    assert_eq!(
+        file.text().await.expect("the file"),
+        signed,
+        "the download is the signed report, byte for byte"
+    );
+}
