@@ -311,8 +311,25 @@ pub(crate) async fn account(
     match result {
         Ok((title, body)) => page(&session, Section::Accounts, &title, body),
         Err(refusal) => {
+            // The form again with what was typed, so a mistyped date is fixed in place.
+            let retry = matches!(
+                refusal.field.as_deref(),
+                Some("from" | "to" | "asOf" | "tz")
+            );
             let back = html! {
                 (views::refusal(&refusal))
+                @if retry {
+                    form.filters method="get" action={ "/console/accounts/" (id) } {
+                        (field("From (value date)", "from", "date", &form.from))
+                        (field("To (value date)", "to", "date", &form.to))
+                        div.field {
+                            label for="asOf" { "Balance at (value date and time)" }
+                            input id="asOf" name="asOf" type="datetime-local" step="1" value=(form.as_of);
+                        }
+                        (zone_field(&form.tz))
+                        button type="submit" { "Show" }
+                    }
+                }
                 p { a href="/console/accounts" { "Back to the accounts" } }
             };
             let mut response = page(&session, Section::Accounts, title, back);

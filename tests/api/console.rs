@@ -224,6 +224,22 @@ async fn a_teller_gets_no_audit_or_access_csv_and_sees_balances_with_totals() {
             .expect("an answer");
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{path}");
     }
+    let mistyped = client()
+        .get(app.url(&format!("/console/accounts/{}?from=2026-13-45", account.id)))
+        .header(header::COOKIE, &cookies)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(mistyped.status(), StatusCode::BAD_REQUEST);
+    let html = mistyped.text().await.expect("a page");
+    assert!(
+        html.contains("(<code>from</code>)"),
+        "the refusal names the field: {html}"
+    );
+    assert!(
+        html.contains("value=\"2026-13-45\""),
+        "the form keeps what was typed: {html}"
+    );
     let today = chrono::Utc::now().date_naive();
     let csv = client()
         .get(app.url(&format!(
@@ -326,18 +342,21 @@ async fn a_second_supervisor_approves_in_the_console_and_the_requester_cannot() 
         let app = &app;
         let id = id.clone();
         async move {
-            let page = client()
-                .get(app.url("/console/adjustments"))
-                .header(header::COOKIE, &cookies)
-                .send()
-                .await
-                .expect("the adjustments page");
-            assert_eq!(page.status(), StatusCode::OK);
-            let html = page.text().await.expect("a page");
-            assert!(
-                html.contains("bank fee charged twice"),
-                "the pending request is listed"
-            );
+            // Listed once the reporting side has projected the request.
+            let html = crate::helpers::eventually("the pending request is listed", || {
+                let cookies = cookies.clone();
+                async move {
+                    let page = client()
+                        .get(app.url("/console/adjustments"))
+                        .header(header::COOKIE, &cookies)
+                        .send()
+                        .await
+                        .ok()?;
+                    let html = page.text().await.ok()?;
+                    html.contains("bank fee charged twice").then_some(html)
+                }
+            })
+            .await;
             let csrf = input_value(&html, "csrf").to_string();
             let key = input_value(&html, "idempotencyKey").to_string();
             client()
