@@ -5,7 +5,6 @@
 use axum::{
     Extension, Form,
     extract::{Path, Query},
-    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use maud::{Markup, html};
@@ -15,7 +14,7 @@ use serde_json::json;
 use super::{
     Console, Refusal,
     pages::{answer, given, next_page, nodes, url, uuid},
-    session::{Session, csrf_matches},
+    session::Session,
     views::{Section, link_button, short, text, when},
 };
 use chrono_tz::Tz;
@@ -84,7 +83,7 @@ async fn adjustments_page(
         @if let Some(refusal) = &refusal {
             (super::views::refusal(refusal))
         }
-        @if !form.done.is_empty() {
+        @if matches!(form.done.as_str(), "approved" | "rejected") {
             p.notice role="status" { "Adjustment " (form.done) "." }
         }
     };
@@ -186,7 +185,6 @@ pub(crate) struct DecisionForm {
 pub(crate) async fn decide(
     Extension(console): Extension<Console>,
     session: Session,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
@@ -194,7 +192,7 @@ pub(crate) async fn decide(
         status: "PENDING".into(),
         ..AdjustmentsForm::default()
     };
-    if !csrf_matches(&headers, &form.csrf) {
+    if !session.csrf_ok(&form.csrf) {
         let refusal = Refusal {
             code: ledger::ErrorCode::Forbidden,
             message: "the form was out of date: decide again from this page".into(),
@@ -209,7 +207,9 @@ pub(crate) async fn decide(
         "reject" => ("rejectAdjustment", "rejected"),
         _ => {
             let refusal = Refusal::validation("decision", "is approve or reject");
-            return adjustments_page(&console, &session, &listing, Some(refusal)).await;
+            let mut response = adjustments_page(&console, &session, &listing, Some(refusal)).await;
+            *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            return response;
         }
     };
     let query = format!(

@@ -121,7 +121,10 @@ impl Refusal {
             ErrorCode::Validation => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::AccountNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::AccountNotFound
+            | ErrorCode::AdjustmentNotFound
+            | ErrorCode::HoldNotFound
+            | ErrorCode::MovementNotFound => StatusCode::NOT_FOUND,
             ErrorCode::StaleRead | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             // A rule of the ledger said no (SELF_APPROVAL, INSUFFICIENT_FUNDS...).
@@ -178,6 +181,32 @@ pub fn routes(console: Console) -> Router {
         .route("/console/reports/{name}", get(pages::report))
         .route("/console/console.css", get(stylesheet))
         .layer(Extension(console))
+        .layer(axum::middleware::map_response(protect))
+}
+
+/// Headers every console answer carries: pages are not cached (they show balances and the
+/// audit trail), not framed, and may load nothing but this server's own files.
+async fn protect(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 /// The console's stylesheet, embedded in the binary.

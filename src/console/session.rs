@@ -6,9 +6,10 @@
 //! SameSite=Strict (no other site's page can make the browser send it), scoped to
 //! `/console`, and its Max-Age ends no later than the token's `exp`.
 //!
-//! CSRF: every form that changes state carries a hidden `csrf` field that must equal the
-//! `folio_csrf` cookie (random, 256 bits, set before sign-in and replaced at sign-in), so a
-//! form posted from elsewhere, which cannot read the cookie, is refused.
+//! CSRF: the sign-in form carries a hidden `csrf` field that must equal the `folio_csrf`
+//! cookie (random, 256 bits). Once signed in, every form carries the session's own CSRF
+//! token, SHA-256 of the session's bearer token under a label, so a form posted from
+//! elsewhere is refused even by a site that can plant cookies.
 
 use std::{net::SocketAddr, sync::Arc, time::SystemTime};
 
@@ -20,6 +21,7 @@ use axum::{
 };
 use platform::{Principal, RequestContext, TokenKeys, graphql::correlation_id};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::views;
 
@@ -92,9 +94,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
                 correlation_id: correlation_id(&parts.headers),
                 client_addr,
             },
-            csrf: cookie(&parts.headers, CSRF_COOKIE)
-                .unwrap_or_default()
-                .to_string(),
+            csrf: session_csrf(token),
         })
     }
 }
@@ -112,18 +112,37 @@ fn new_csrf() -> String {
     }
 }
 
-/// Whether the form's CSRF field equals the cookie, compared in constant time.
+/// Whether the sign-in form's CSRF field equals the `folio_csrf` cookie (before there is a
+/// session to bind it to).
 pub(crate) fn csrf_matches(headers: &HeaderMap, submitted: &str) -> bool {
-    let Some(expected) = cookie(headers, CSRF_COOKIE) else {
-        return false;
-    };
-    expected.len() == submitted.len()
-        && !expected.is_empty()
-        && expected
-            .bytes()
-            .zip(submitted.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+    cookie(headers, CSRF_COOKIE).is_some_and(|expected| same(expected, submitted))
+}
+
+/// The CSRF token of a session: SHA-256 of the session's bearer token under a label of its
+/// own. Forms of a signed-in page carry it; a site that can plant a cookie cannot compute
+/// it, because the token is in an HttpOnly cookie it cannot read.
+fn session_csrf(token: &str) -> String {
+    let mut digest = Sha256::new();
+    digest.update(b"folio console csrf\0");
+    digest.update(token.as_bytes());
+    hex::encode(digest.finalize())
+}
+
+/// `a == b` in time that depends only on their lengths; never true for empty strings.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+impl Session {
+    /// Whether a form's CSRF field is this session's.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        same(&self.csrf, submitted)
+    }
 }
 
 fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_secs: u64) {
@@ -234,7 +253,8 @@ pub(crate) struct SignOutForm {
 
 /// `POST /console/sign-out`: clears the session (with a valid CSRF field).
 pub(crate) async fn sign_out(headers: HeaderMap, Form(form): Form<SignOutForm>) -> Response {
-    if !csrf_matches(&headers, &form.csrf) {
+    let expected = cookie(&headers, SESSION_COOKIE).map(session_csrf);
+    if !expected.is_some_and(|expected| same(&expected, &form.csrf)) {
         return (
             StatusCode::FORBIDDEN,
             "the sign-out form was out of date: reload the page and sign out again",
@@ -276,6 +296,13 @@ mod tests {
         assert!(!csrf_matches(&headers, "0123abc"));
         assert!(!csrf_matches(&headers, ""));
         assert!(!csrf_matches(&HeaderMap::new(), ""));
+    }
+
+    #[test]
+    fn a_session_csrf_token_is_bound_to_its_token() {
+        assert_eq!(session_csrf("a.b.c"), session_csrf("a.b.c"));
+        assert_ne!(session_csrf("a.b.c"), session_csrf("a.b.d"));
+        assert_eq!(session_csrf("a.b.c").len(), 64);
     }
 
     #[test]

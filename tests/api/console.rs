@@ -173,6 +173,13 @@ async fn pages_need_a_session_and_sign_out_needs_the_csrf_field() {
         .await
         .expect("the balances page");
     assert_eq!(page.status(), StatusCode::OK);
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(page.headers()[name], value, "{name}");
+    }
     let html = page.text().await.expect("a page");
     assert!(html.contains("<caption>Totals per currency"), "{html}");
 
@@ -187,15 +194,34 @@ async fn pages_need_a_session_and_sign_out_needs_the_csrf_field() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(set_cookie(&forged, "folio_session"), None);
 
-    let csrf = cookies
-        .split("folio_csrf=")
-        .nth(1)
-        .expect("the CSRF cookie");
+    // The session's CSRF token, as the page's sign-out form carries it.
+    let csrf = input_value(&html, "csrf").to_string();
+    assert_ne!(
+        Some(csrf.as_str()),
+        cookies.split("folio_csrf=").nth(1),
+        "a signed-in form's token is the session's, not the cookie's"
+    );
+    // A planted CSRF cookie with a matching field is not enough.
+    let planted = client()
+        .post(app.url("/console/sign-out"))
+        .header(
+            header::COOKIE,
+            format!(
+                "{}; folio_csrf=evil",
+                cookies.split(';').next().expect("the session")
+            ),
+        )
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", "evil")]))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(planted.status(), StatusCode::FORBIDDEN);
     let out = client()
         .post(app.url("/console/sign-out"))
         .header(header::COOKIE, &cookies)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form(&[("csrf", csrf)]))
+        .body(form(&[("csrf", &csrf)]))
         .send()
         .await
         .expect("an answer");
