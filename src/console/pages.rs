@@ -159,6 +159,22 @@ pub(crate) fn next_page(connection: &Value, path: &str, pairs: &[(&str, &str)]) 
     html! { p.pager { (link_button(&url(path, &pairs), "Next page")) } }
 }
 
+/// The two downloads of a report: plain CSV, and CSV with a byte-order mark for Excel.
+fn csv_links(report: &str, pairs: &[(&str, &str)]) -> Markup {
+    let link = |bom: &'static str| {
+        let mut all = pairs.to_vec();
+        all.push(("bom", bom));
+        url(&format!("/console/reports/{report}"), &all)
+    };
+    html! {
+        p {
+            (link_button(&link(""), "Download CSV"))
+            " "
+            (link_button(&link("true"), "CSV for Excel"))
+        }
+    }
+}
+
 pub(crate) fn nodes(connection: &Value) -> &[Value] {
     connection["nodes"].as_array().map_or(&[], Vec::as_slice)
 }
@@ -380,18 +396,15 @@ async fn account_body(
     let statement = &data["statement"];
     let id_text = id.to_string();
     let tz_name = zone.name();
-    let csv = |bom: &str| {
-        url(
-            "/console/reports/statement.csv",
-            &[
-                ("accountId", &id_text),
-                ("from", &from_text),
-                ("to", &to_text),
-                ("tz", tz_name),
-                ("bom", bom),
-            ],
-        )
-    };
+    let csv = csv_links(
+        "statement.csv",
+        &[
+            ("accountId", &id_text),
+            ("from", &from_text),
+            ("to", &to_text),
+            ("tz", tz_name),
+        ],
+    );
     let path = format!("/console/accounts/{id}");
     let body = html! {
         p.subtitle { "Account " code { (id) } " in " (currency) }
@@ -437,11 +450,7 @@ async fn account_body(
                 (zone_field(tz_name))
                 button type="submit" { "Show statement" }
             }
-            p {
-                (link_button(&csv(""), "Download CSV"))
-                " "
-                (link_button(&csv("true"), "CSV for Excel"))
-            }
+            (csv)
             table {
                 caption { "Movements valued from " (from_text) " to " (to_text) " (" (tz_name) "), "
                     (text(&statement["entryCount"])) " in all" }
@@ -596,23 +605,12 @@ pub(crate) async fn balances(
     };
     let result = result.map(|(as_of_text, _, data)| {
         let connection = &data["balancesAsOf"];
-        let csv = |bom: &str| {
-            url(
-                "/console/reports/balances.csv",
-                &[
-                    ("asOf", &as_of_text),
-                    ("tz", &tz_name),
-                    ("currency", &form.currency),
-                    ("bom", bom),
-                ],
-            )
-        };
+        let csv = csv_links(
+            "balances.csv",
+            &[("asOf", &as_of_text), ("tz", &tz_name), ("currency", &form.currency)],
+        );
         html! {
-            p {
-                (link_button(&csv(""), "Download CSV"))
-                " "
-                (link_button(&csv("true"), "CSV for Excel"))
-            }
+            (csv)
             table {
                 caption { "Totals per currency at the end of " (as_of_text) " (" (tz_name) ")" }
                 thead { tr {
@@ -734,17 +732,8 @@ pub(crate) async fn audit(
     let result = result.map(|(zone, data)| {
         let connection = &data["auditTrail"];
         let rows = nodes(connection);
-        let csv = |bom: &'static str| {
-            let mut all = pairs.to_vec();
-            all.push(("bom", bom));
-            url("/console/reports/audit.csv", &all)
-        };
         html! {
-            p {
-                (link_button(&csv(""), "Download CSV"))
-                " "
-                (link_button(&csv("true"), "CSV for Excel"))
-            }
+            (csv_links("audit.csv", &pairs))
             @if rows.is_empty() {
                 p { "No event matches." }
             } @else {
@@ -864,17 +853,8 @@ pub(crate) async fn access(
     let result = result.map(|(zone, data)| {
         let connection = &data["accessLog"];
         let rows = nodes(connection);
-        let csv = |bom: &'static str| {
-            let mut all = pairs.to_vec();
-            all.push(("bom", bom));
-            url("/console/reports/access.csv", &all)
-        };
         html! {
-            p {
-                (link_button(&csv(""), "Download CSV"))
-                " "
-                (link_button(&csv("true"), "CSV for Excel"))
-            }
+            (csv_links("access.csv", &pairs))
             @if rows.is_empty() {
                 p { "No access matches." }
             } @else {
