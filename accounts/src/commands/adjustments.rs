@@ -81,118 +81,62 @@ fn decide_on(
     Ok(events.into_iter().map(|e| (id, e)).collect())
 }
 
-/// Ask for a correction (teller or supervisor): `requestAdjustment`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestAdjustmentCommand(pub RequestAdjustment);
+/// One command of an adjustment's life: it touches only the adjustment's account, and its
+/// answer is the adjustment as the written events leave it.
+macro_rules! adjustment_command {
+    ($(#[$doc:meta])* $name:ident($input:ty), $label:literal, $variant:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name(pub $input);
 
-impl Command for RequestAdjustmentCommand {
-    type Output = AdjustmentOutcome;
+        impl Command for $name {
+            type Output = AdjustmentOutcome;
 
-    fn name(&self) -> &'static str {
-        "requestAdjustment"
-    }
+            fn name(&self) -> &'static str {
+                $label
+            }
 
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.0.account_id]
-    }
+            fn streams(&self) -> Vec<AccountId> {
+                vec![self.0.account_id]
+            }
 
-    fn decide(
-        &self,
-        states: &dyn States,
-        booking: &Booking,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let command = domain::Command::RequestAdjustment(self.0.clone());
-        decide_on(states, self.0.account_id, command, booking)
-    }
+            fn decide(
+                &self,
+                states: &dyn States,
+                booking: &Booking,
+            ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
+                let command = domain::Command::$variant(self.0.clone());
+                decide_on(states, self.0.account_id, command, booking)
+            }
 
-    fn output(&self, written: &Written) -> AdjustmentOutcome {
-        outcome(written, self.0.account_id, self.0.adjustment_id)
-    }
+            fn output(&self, written: &Written) -> AdjustmentOutcome {
+                outcome(written, self.0.account_id, self.0.adjustment_id)
+            }
+        }
+    };
 }
 
-/// Approve a pending adjustment and post it (supervisor, not its maker): `approveAdjustment`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApproveAdjustmentCommand(pub DecideAdjustment);
-
-impl Command for ApproveAdjustmentCommand {
-    type Output = AdjustmentOutcome;
-
-    fn name(&self) -> &'static str {
-        "approveAdjustment"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.0.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        booking: &Booking,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let command = domain::Command::ApproveAdjustment(self.0.clone());
-        decide_on(states, self.0.account_id, command, booking)
-    }
-
-    fn output(&self, written: &Written) -> AdjustmentOutcome {
-        outcome(written, self.0.account_id, self.0.adjustment_id)
-    }
-}
-
-/// Turn a pending adjustment down (supervisor): `rejectAdjustment`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RejectAdjustmentCommand(pub DecideAdjustment);
-
-impl Command for RejectAdjustmentCommand {
-    type Output = AdjustmentOutcome;
-
-    fn name(&self) -> &'static str {
-        "rejectAdjustment"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.0.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        booking: &Booking,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let command = domain::Command::RejectAdjustment(self.0.clone());
-        decide_on(states, self.0.account_id, command, booking)
-    }
-
-    fn output(&self, written: &Written) -> AdjustmentOutcome {
-        outcome(written, self.0.account_id, self.0.adjustment_id)
-    }
-}
-
-/// Record that an adjustment expired undecided (the sweep).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpireAdjustmentCommand(pub ExpireAdjustment);
-
-impl Command for ExpireAdjustmentCommand {
-    type Output = AdjustmentOutcome;
-
-    fn name(&self) -> &'static str {
-        "expireAdjustment"
-    }
-
-    fn streams(&self) -> Vec<AccountId> {
-        vec![self.0.account_id]
-    }
-
-    fn decide(
-        &self,
-        states: &dyn States,
-        booking: &Booking,
-    ) -> Result<Vec<(AccountId, AccountEvent)>, DomainError> {
-        let command = domain::Command::ExpireAdjustment(self.0.clone());
-        decide_on(states, self.0.account_id, command, booking)
-    }
-
-    fn output(&self, written: &Written) -> AdjustmentOutcome {
-        outcome(written, self.0.account_id, self.0.adjustment_id)
-    }
-}
+adjustment_command!(
+    /// Ask for a correction (teller or supervisor): `requestAdjustment`.
+    RequestAdjustmentCommand(RequestAdjustment),
+    "requestAdjustment",
+    RequestAdjustment
+);
+adjustment_command!(
+    /// Approve a pending adjustment and post it (supervisor, not its maker): `approveAdjustment`.
+    ApproveAdjustmentCommand(DecideAdjustment),
+    "approveAdjustment",
+    ApproveAdjustment
+);
+adjustment_command!(
+    /// Turn a pending adjustment down (supervisor): `rejectAdjustment`.
+    RejectAdjustmentCommand(DecideAdjustment),
+    "rejectAdjustment",
+    RejectAdjustment
+);
+adjustment_command!(
+    /// Record that an adjustment expired undecided (the sweep).
+    ExpireAdjustmentCommand(ExpireAdjustment),
+    "expireAdjustment",
+    ExpireAdjustment
+);
