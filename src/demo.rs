@@ -108,6 +108,7 @@ pub async fn run(settings: &Settings, seed: u64) -> anyhow::Result<DemoReport> {
             pool: pool.clone(),
             signing_key: settings.integrity.signing_key.clone(),
         },
+        platform::access_log::AccessLog::spawn(pool.clone()),
     );
     let mut story = story::Story::new(seeder::Seeder::new(schema, clock, service), seed, now);
     story.tell().await?;

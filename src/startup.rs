@@ -14,6 +14,7 @@ use accounts::{
 use anyhow::Context as _;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 use axum::Router;
+use platform::access_log::AccessLog;
 use platform::http::{Readiness, service_routes, with_common_layers};
 use reporting::{graphql::ReportingQuery, state::ReportingState};
 use sqlx::PgPool;
@@ -61,6 +62,7 @@ pub fn platform_schema(accounts: &AccountsState, reporting: &ReportingState) -> 
     .data(accounts.service.clone())
     .data(accounts.integrity.clone())
     .data(accounts.periods.clone())
+    .data(reporting.access_log.clone())
     .data(reporting.clone())
     .finish()
 }
@@ -115,6 +117,7 @@ impl Application {
             );
         }
         let keys = Arc::new(settings.auth.token_keys());
+        let access_log = AccessLog::spawn(pool.clone());
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -124,6 +127,7 @@ impl Application {
                 nats.clone(),
                 settings.accounts,
                 settings.integrity.signing_key.clone(),
+                access_log.clone(),
             )
         });
         if mode.runs_reporting() {
@@ -138,6 +142,7 @@ impl Application {
                 nats.clone(),
                 settings.nats.clone(),
                 settings.reporting,
+                access_log.clone(),
             )
         });
         if let Some(accounts) = &accounts {
@@ -193,7 +198,7 @@ impl Application {
                     .merge(reporting::startup::extra_routes(reporting))
                     .merge(crate::console::routes(console))
                     .merge(account_routes);
-                with_common_layers(routes, keys)
+                with_common_layers(routes, keys, access_log)
             }
             (None, None) => unreachable!("every mode runs a service"),
         };

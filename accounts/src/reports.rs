@@ -1,6 +1,7 @@
 //! `GET /reports/period.json?periodEnd=...` (../shared/API.md, "Period close"): the signed
 //! report of a closed period, byte for byte as it was signed, for `folio verify-report`.
-//! Same authentication and roles as `periodClose` (auditor, supervisor).
+//! Same authentication and roles as `periodClose` (auditor, supervisor); every download and
+//! every refused attempt is written to the access log as `period.json`.
 
 use axum::{
     Extension, Router,
@@ -10,7 +11,12 @@ use axum::{
     routing::get,
 };
 use ledger::ErrorCode;
-use platform::{ApiError, Capability, RequestContext, graphql::error_response};
+use platform::{
+    ApiError, Capability, RequestContext,
+    access_log::{Access, AccessLog, query_names},
+    graphql::error_response,
+};
+use serde_json::Value;
 
 use crate::{graphql::PeriodData, periods};
 
@@ -35,9 +41,23 @@ fn refused(error: ApiError) -> Response {
 async fn period_json(
     request: RequestContext,
     Extension(data): Extension<PeriodData>,
+    Extension(log): Extension<AccessLog>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
+    let arguments = Value::Object(
+        params
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::from(value.as_str())))
+            .collect(),
+    );
     if let Err(error) = Capability::ReadPeriodReports.check(&request.principal) {
+        log.record_refusal(Access::refused(
+            &request,
+            query_names::PERIOD_JSON,
+            arguments,
+            &error,
+        ))
+        .await;
         return refused(error);
     }
     let period_end = match params.as_slice() {
@@ -59,6 +79,12 @@ async fn period_json(
             ));
         }
     };
+    if let Err(error) = log
+        .record(Access::of(&request, query_names::PERIOD_JSON, arguments))
+        .await
+    {
+        return refused(error);
+    }
     match periods::period_close(&data.pool, period_end).await {
         Ok(Some(close)) => {
             tracing::info!(actor = %request.principal.actor, %period_end, "period report read");

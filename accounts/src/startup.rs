@@ -6,6 +6,7 @@ use axum::Router;
 use ed25519_dalek::SigningKey;
 use platform::{
     TokenKeys,
+    access_log::AccessLog,
     http::{
         Check, Readiness, check_nats, check_postgres, publication_check, service_routes,
         with_common_layers,
@@ -32,6 +33,9 @@ pub struct AccountsState {
     pub periods: PeriodData,
     /// What this process's relay last announced (set once it leads).
     pub relay_status: SharedRelayStatus,
+    /// Where reads of account data and refused attempts are recorded (shared with
+    /// reporting in `folio up`).
+    pub access_log: AccessLog,
 }
 
 /// Tunables of the accounts service.
@@ -139,6 +143,7 @@ impl AccountsState {
         nats: async_nats::Client,
         options: AccountsOptions,
         signing_key: SigningKey,
+        access_log: AccessLog,
     ) -> Self {
         let public_key = signing_key.verifying_key();
         Self {
@@ -155,6 +160,7 @@ impl AccountsState {
             pool,
             nats,
             relay_status: SharedRelayStatus::default(),
+            access_log,
         }
     }
 
@@ -163,6 +169,7 @@ impl AccountsState {
             self.service.clone(),
             self.integrity.clone(),
             self.periods.clone(),
+            self.access_log.clone(),
         )
     }
 
@@ -184,12 +191,17 @@ impl AccountsState {
 pub fn app(state: AccountsState, keys: Arc<TokenKeys>) -> Router {
     let schema = state.schema();
     let reports = extra_routes(&state);
+    let access_log = state.access_log.clone();
     let readiness: Readiness = Arc::new(move || {
         let state = state.clone();
         Box::pin(async move { state.checks().await })
     });
     let sdl = schema.sdl();
-    with_common_layers(service_routes(schema, &sdl, readiness).merge(reports), keys)
+    with_common_layers(
+        service_routes(schema, &sdl, readiness).merge(reports),
+        keys,
+        access_log,
+    )
 }
 
 /// The accounts service's routes besides GraphQL and health: the signed period report.

@@ -11,17 +11,19 @@
 //! printable characters: anything else is 401, because `sub` is written into the
 //! metadata (and the hash) of every event the token causes.
 
-use std::{collections::BTreeSet, fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{collections::BTreeSet, fmt, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
 
 use axum::{
     Json,
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use crate::access_log::{Access, AccessLog};
 
 /// The longest `sub` accepted; it is written into every event's metadata.
 pub const SUBJECT_LEN_MAX: usize = 200;
@@ -341,10 +343,43 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             tracing::error!("TokenKeys extension missing from the router");
             return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
         };
-        keys.verify_header(parts.headers.get(header::AUTHORIZATION))
-            .map(Authenticated)
-            .map_err(unauthorized)
+        match keys.verify_header(parts.headers.get(header::AUTHORIZATION)) {
+            Ok(principal) => Ok(Authenticated(principal)),
+            Err(error) => {
+                if let Some(log) = parts.extensions.get::<AccessLog>() {
+                    log.record_refusal(unauthenticated_access(parts, &error))
+                        .await;
+                }
+                Err(unauthorized(error))
+            }
+        }
     }
+}
+
+/// The longest route recorded for a refused request, in bytes.
+const ROUTE_LEN_MAX: usize = 200;
+
+/// The access-log row of a request to `parts` refused with `error` (HTTP 401): the
+/// method and path (cut at [`ROUTE_LEN_MAX`]), where it came from, and why.
+fn unauthenticated_access(parts: &Parts, error: &AuthError) -> Access {
+    let mut route = format!("{} {}", parts.method, parts.uri.path());
+    if route.len() > ROUTE_LEN_MAX {
+        let mut end = ROUTE_LEN_MAX;
+        while !route.is_char_boundary(end) {
+            end -= 1;
+        }
+        route.truncate(end);
+    }
+    let client_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    Access::unauthenticated(
+        route,
+        Some(crate::graphql::correlation_id(&parts.headers)),
+        client_addr,
+        &error.to_string(),
+    )
 }
 
 /// HTTP 401 with a GraphQL-shaped body, so GraphQL clients show the reason.

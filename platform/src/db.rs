@@ -35,6 +35,25 @@ pub enum DbError {
     Migrate { schema: String, reason: String },
 }
 
+/// True when `error` means the database could not be reached or refused connections (as
+/// opposed to refusing the statement): the server is down, restarting, shutting down,
+/// full, or the database is gone. Such errors answer UNAVAILABLE, never INTERNAL.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Connection exceptions (08...), operator intervention (57P..), too many
+        // connections, and a database that does not exist.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "3D000"
+        }),
+        _ => false,
+    }
+}
+
 /// `postgres://user@host:port/db`, without any password.
 pub fn display_url(options: &PgConnectOptions) -> String {
     format!(

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Capability,
+    access_log::{Access, AccessLog},
     auth::{Authenticated, Principal, Role},
     document,
     input_check::InputSchema,
@@ -180,10 +181,57 @@ impl RoleGuard {
 }
 
 impl Guard for RoleGuard {
+    /// A refusal is written to the access log (schema data [`AccessLog`]) under the
+    /// field's name, with the arguments as given, before FORBIDDEN is answered.
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         let request = RequestContext::of(ctx)?;
-        Ok(self.capability.check(&request.principal)?)
+        let Err(refused) = self.capability.check(&request.principal) else {
+            return Ok(());
+        };
+        match ctx.data_opt::<AccessLog>() {
+            Some(log) => {
+                let field = ctx.field();
+                log.record_refusal(Access::refused(
+                    request,
+                    field.name().to_string(),
+                    arguments_json(&field),
+                    &refused,
+                ))
+                .await;
+            }
+            None => tracing::error!("the schema has no access log; a refusal is not recorded"),
+        }
+        Err(refused.into())
     }
+}
+
+/// Records the read of `query` with `arguments` by the caller of `ctx` in the access log
+/// (schema data [`AccessLog`]) and waits for its row to be committed: call it before the
+/// read's data is fetched. UNAVAILABLE when the row cannot be written, INTERNAL when the
+/// schema has no access log: a read that is not recorded does not happen.
+pub async fn record_read(
+    ctx: &Context<'_>,
+    query: &'static str,
+    arguments: Value,
+) -> Result<(), ApiError> {
+    let request = RequestContext::of(ctx)?;
+    let log = ctx
+        .data_opt::<AccessLog>()
+        .ok_or_else(|| ApiError::internal("the schema has no access log"))?;
+    log.record(Access::of(request, query, arguments)).await?;
+    Ok(())
+}
+
+/// A field's arguments as a JSON object, as far as they can be resolved (an argument that
+/// does not resolve is left out: the refusal is recorded all the same).
+fn arguments_json(field: &async_graphql::SelectionField<'_>) -> Value {
+    let arguments = field.arguments().unwrap_or_default();
+    Value::Object(
+        arguments
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.into_json().ok()?)))
+            .collect(),
+    )
 }
 
 /// Applies the shared limits to a schema under construction.

@@ -18,6 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{
     ApiError,
+    access_log::AccessLog,
     auth::TokenKeys,
     graphql::{REQUEST_BODY_BYTES_MAX, error_response, graphiql, graphql_handler},
     input_check::InputSchema,
@@ -53,10 +54,11 @@ where
 
 /// Adds what every service's router needs: the token keys, the body limit, an answer in
 /// the contract's shape for a handler that panics (the process carries on), and request
-/// tracing (outermost).
-pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>) -> Router {
+/// tracing (outermost), and the access log that records refused credentials (HTTP 401).
+pub fn with_common_layers(router: Router, keys: Arc<TokenKeys>, access_log: AccessLog) -> Router {
     router
         .layer(Extension(keys))
+        .layer(Extension(access_log))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(

@@ -6,6 +6,7 @@
 //! common edge, so that both services refuse a request, name an error and report
 //! health the same way.
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod db;

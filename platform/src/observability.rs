@@ -142,10 +142,10 @@ pub const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
         "Age of the oldest message the projection has not applied yet",
     ),
     (
-        "folio_reporting_access_log_rows_total",
+        "folio_access_log_rows_total",
         Kind::Counter,
         None,
-        "Reads recorded in the access log, by query",
+        "Rows recorded in the access log, by outcome (GRANTED reads, REFUSED attempts)",
     ),
     (
         "folio_access_log_batch_rows",

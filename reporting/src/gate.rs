@@ -1,6 +1,6 @@
 //! The one way into the read models: every GraphQL resolver, CSV report and console page
 //! of the reporting service reads through a [`Gate`] (DESIGN.md, "Reporting"; the access
-//! log's rules are in [`crate::access_log`]). In order:
+//! log's rules are in [`platform::access_log`]). In order:
 //!
 //! 1. the caller must hold the read's [`Capability`] (the policy is `platform::policy`);
 //! 2. the caller parses its own arguments (refusals name the field);
@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use platform::{ApiError, Capability, RequestContext};
 use serde_json::Value;
 
-use crate::{access_log::Access, queries::Position, state::ReportingState};
+use platform::access_log::Access;
+
+use crate::{queries::Position, state::ReportingState};
 
 /// A read let in by its capability, not yet admitted.
 #[must_use = "a gate reads nothing until admitted"]
@@ -32,15 +34,26 @@ pub struct Admitted {
 }
 
 impl ReportingState {
-    /// Step 1: lets `request` in for `query` when it holds `capability`; FORBIDDEN
-    /// naming the roles that do otherwise.
-    pub fn gate<'a>(
+    /// Step 1: lets `request` in for `query` when it holds `capability`; otherwise records
+    /// the refused attempt in the access log and answers FORBIDDEN naming the roles that
+    /// may.
+    pub async fn gate<'a>(
         &'a self,
         request: &'a RequestContext,
         query: &'static str,
         capability: Capability,
     ) -> Result<Gate<'a>, ApiError> {
-        capability.check(&request.principal)?;
+        if let Err(refused) = capability.check(&request.principal) {
+            self.access_log
+                .record_refusal(Access::refused(
+                    request,
+                    query,
+                    Value::Object(Default::default()),
+                    &refused,
+                ))
+                .await;
+            return Err(refused);
+        }
         Ok(Gate {
             state: self,
             request,
@@ -48,7 +61,8 @@ impl ReportingState {
         })
     }
 
-    /// Like [`Self::gate`], for a read that is not recorded in the access log.
+    /// Like [`Self::gate`], for a read that is not recorded in the access log (the
+    /// projection's own status: no account data); its refusals are not recorded either.
     pub fn gate_unrecorded<'a>(
         &'a self,
         request: &'a RequestContext,

@@ -4,7 +4,6 @@
 //! Everything the reporting service knows came over NATS: it never reads the
 //! `accounts` schema.
 
-pub mod access_log;
 pub mod consumer;
 pub mod gate;
 pub mod graphql;

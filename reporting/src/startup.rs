@@ -18,6 +18,7 @@ pub fn app(
     keys: Arc<TokenKeys>,
     extra: Router,
 ) -> Router {
+    let access_log = state.access_log.clone();
     let checks = state.clone();
     let readiness: Readiness = Arc::new(move || {
         let state = checks.clone();
@@ -28,6 +29,7 @@ pub fn app(
             .merge(extra_routes(state))
             .merge(extra),
         keys,
+        access_log,
     )
 }
 

@@ -5,13 +5,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use platform::{
     ApiError,
+    access_log::AccessLog,
     config::{NatsSettings, env_parse},
     http::{Check, READINESS_TIMEOUT, check_nats, check_postgres, publication_check},
 };
 use sqlx::PgPool;
 
 use crate::{
-    access_log::AccessLog,
     consumer::{ConsumerState, Lag, ProjectionConsumer},
     projection::Projector,
     queries::{self, Position, QueryError},
@@ -48,7 +48,7 @@ pub struct ReportingState {
     pub options: ReportingOptions,
     pub consumer: ProjectionConsumer,
     pub relay: RelayWatch,
-    /// Where every read records its access (shared commits, see [`crate::access_log`]).
+    /// Where every read records its access (shared commits, see [`platform::access_log`]).
     pub access_log: AccessLog,
     /// The projection's lag, measured every [`LAG_WATCH_INTERVAL`].
     pub lag: LagWatch,
@@ -105,11 +105,11 @@ impl ReportingState {
         nats: async_nats::Client,
         settings: NatsSettings,
         options: ReportingOptions,
+        access_log: AccessLog,
     ) -> Self {
         let projector = Projector::new(pool.clone(), settings.stream.clone());
         let consumer = ProjectionConsumer::new(nats.clone(), settings.clone(), projector);
         let relay = RelayWatch::spawn(nats.clone(), &settings.subject_prefix);
-        let access_log = AccessLog::spawn(pool.clone());
         let lag = LagWatch::spawn(consumer.clone());
         Self {
             lag,

@@ -334,12 +334,35 @@ async fn reports_need_a_token_and_a_reporting_role() {
     )
     .await;
     assert_eq!(teller.status, 403, "the access log is for auditors");
-    let refused: i64 =
-        sqlx::query_scalar("select count(*) from reporting.access_log where actor = 'visitor'")
-            .fetch_one(&api.db.pool)
+    let visitor: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "select query, outcome, refusal_code from reporting.access_log
+         where actor = 'visitor' order by id",
+    )
+    .fetch_all(&api.db.pool)
+    .await
+    .expect("the visitor's rows");
+    let refused = |query: &str| {
+        (
+            query.to_string(),
+            "REFUSED".to_string(),
+            Some("FORBIDDEN".to_string()),
+        )
+    };
+    assert_eq!(
+        visitor,
+        vec![
+            refused("balances.csv"),
+            refused("audit.csv"),
+            refused("access.csv")
+        ],
+        "a refused download reads nothing and is recorded as refused"
+    );
+    let ted: Vec<(String, String)> =
+        sqlx::query_as("select query, outcome from reporting.access_log where actor = 'ted'")
+            .fetch_all(&api.db.pool)
             .await
-            .expect("count");
-    assert_eq!(refused, 0, "a refused download reads nothing");
+            .expect("the teller's rows");
+    assert_eq!(ted, vec![("access.csv".to_string(), "REFUSED".to_string())]);
 }
 
 #[tokio::test]

@@ -635,14 +635,44 @@ async fn reports_need_a_reporting_role_and_the_access_log_needs_auditor() {
             "{role} reads the access log"
         );
     }
-    let rows: Vec<String> = sqlx::query_scalar("select distinct actor from reporting.access_log")
-        .fetch_all(&api.db.pool)
-        .await
-        .expect("actors");
+    let granted: Vec<String> = sqlx::query_scalar(
+        "select distinct actor from reporting.access_log where outcome = 'GRANTED'",
+    )
+    .fetch_all(&api.db.pool)
+    .await
+    .expect("actors");
     assert_eq!(
-        rows.into_iter().collect::<BTreeSet<_>>(),
+        granted.into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from(["staff".to_string()]),
-        "forbidden queries record nothing"
+        "forbidden queries read nothing"
+    );
+    // Every recorded query refused is on the record as refused (the projection's own
+    // status is not a read of account data, so neither its reads nor its refusals are).
+    let refused: Vec<(String, String, String)> = sqlx::query_as(
+        "select actor, query, refusal_code from reporting.access_log
+         where outcome = 'REFUSED' order by id",
+    )
+    .fetch_all(&api.db.pool)
+    .await
+    .expect("refusals");
+    let row = |actor: &str, query: &str| {
+        (
+            actor.to_string(),
+            query.to_string(),
+            "FORBIDDEN".to_string(),
+        )
+    };
+    assert_eq!(
+        refused,
+        vec![
+            row("nobody", "balanceAsOf"),
+            row("nobody", "balancesAsOf"),
+            row("nobody", "statement"),
+            row("nobody", "auditTrail"),
+            row("nobody", "accessLog"),
+            row("staff", "accessLog"),
+            row("staff", "accessLog"),
+        ]
     );
 }
 

@@ -56,7 +56,15 @@ async fn adjustments_page(
 ) -> Response {
     let title = "Adjustments";
     if let Err(refusal) = Section::Adjustments.capability().check(session.principal()) {
-        return super::views::refused(session, Section::Adjustments, title, &refusal.into());
+        return console
+            .refuse(
+                session,
+                "GET /console/adjustments",
+                Section::Adjustments,
+                title,
+                refusal,
+            )
+            .await;
     }
     let statuses = ["PENDING", "APPROVED", "REJECTED", "EXPIRED", ""];
     let status = if form.status.is_empty() && form.after.is_empty() && form.account_id.is_empty() {

@@ -28,11 +28,13 @@ use axum::{
 };
 use futures::future::BoxFuture;
 use ledger::ErrorCode;
-use platform::RequestContext;
+use platform::{ApiError, RequestContext, access_log::Access};
 use reporting::state::ReportingState;
 use serde_json::Value;
 
+use session::Session;
 pub use session::{CSRF_COOKIE, SESSION_COOKIE};
+use views::Section;
 
 /// Runs one GraphQL request against the process's schema (the merged one in `folio up`,
 /// the reporting one in `folio reporting`).
@@ -66,6 +68,29 @@ impl Console {
             reporting,
             accounts,
         }
+    }
+
+    /// The page of `section` refused to the signed-in caller for `error` (their roles do not
+    /// allow it): the attempt is written to the access log under the page's route
+    /// (`GET /console/audit`), then the page says why.
+    async fn refuse(
+        &self,
+        session: &Session,
+        route: &'static str,
+        section: Section,
+        title: &str,
+        error: ApiError,
+    ) -> Response {
+        self.reporting
+            .access_log
+            .record_refusal(Access::refused(
+                &session.request,
+                route,
+                Value::Object(Default::default()),
+                &error,
+            ))
+            .await;
+        views::refused(session, section, title, &error.into())
     }
 
     /// Runs `query` with `variables` as the signed-in caller. The answer's data, or the

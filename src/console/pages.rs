@@ -687,7 +687,15 @@ pub(crate) async fn audit(
 ) -> Response {
     let title = "Audit trail";
     if let Err(refusal) = Section::Audit.capability().check(session.principal()) {
-        return refused(&session, Section::Audit, title, &refusal.into());
+        return console
+            .refuse(
+                &session,
+                "GET /console/audit",
+                Section::Audit,
+                title,
+                refusal,
+            )
+            .await;
     }
     let search = html! {
         form.filters method="get" action="/console/audit" {
@@ -786,6 +794,7 @@ pub(crate) struct AccessForm {
     account_id: String,
     #[serde(rename = "correlationId")]
     correlation_id: String,
+    outcome: String,
     from: String,
     to: String,
     tz: String,
@@ -796,7 +805,8 @@ const ACCESS_QUERY: &str =
     "query ConsoleAccess($filter: AccessLogFilter, $first: Int, $after: String) {
   accessLog(filter: $filter, first: $first, after: $after) {
     pageInfo { hasNextPage endCursor }
-    nodes { id accessedAt actor roles query arguments correlationId clientAddr }
+    nodes { id accessedAt actor roles query arguments correlationId clientAddr
+            outcome refusalCode refusalReason }
   }
 }";
 
@@ -809,7 +819,15 @@ pub(crate) async fn access(
 ) -> Response {
     let title = "Access log";
     if let Err(refusal) = Section::Access.capability().check(session.principal()) {
-        return refused(&session, Section::Access, title, &refusal.into());
+        return console
+            .refuse(
+                &session,
+                "GET /console/access",
+                Section::Access,
+                title,
+                refusal,
+            )
+            .await;
     }
     let search = html! {
         form.filters method="get" action="/console/access" {
@@ -817,6 +835,14 @@ pub(crate) async fn access(
             (field("Query or report", "query", "text", &form.query))
             (field("Account id", "accountId", "text", &form.account_id))
             (field("Correlation id", "correlationId", "text", &form.correlation_id))
+            div.field {
+                label for="outcome" { "Outcome" }
+                select id="outcome" name="outcome" {
+                    @for (value, label) in [("", "Any"), ("GRANTED", "Granted"), ("REFUSED", "Refused")] {
+                        option value=(value) selected[form.outcome == value] { (label) }
+                    }
+                }
+            }
             (field("From", "from", "date", &form.from))
             (field("To", "to", "date", &form.to))
             (zone_field(&form.tz))
@@ -830,6 +856,7 @@ pub(crate) async fn access(
             "query": given(&form.query),
             "accountId": uuid("accountId", &form.account_id)?,
             "correlationId": given(&form.correlation_id),
+            "outcome": given(&form.outcome),
             "from": moment("from", &form.from, zone, false)?.map(rfc3339),
             "to": moment("to", &form.to, zone, true)?.map(rfc3339),
         });
@@ -846,6 +873,7 @@ pub(crate) async fn access(
         ("query", &form.query),
         ("accountId", &form.account_id),
         ("correlationId", &form.correlation_id),
+        ("outcome", &form.outcome),
         ("from", &form.from),
         ("to", &form.to),
         ("tz", &form.tz),
@@ -868,6 +896,7 @@ pub(crate) async fn access(
                         th scope="col" { "Arguments" }
                         th scope="col" { "Correlation id" }
                         th scope="col" { "From" }
+                        th scope="col" { "Outcome" }
                     } }
                     tbody {
                         @for a in rows {
@@ -879,6 +908,11 @@ pub(crate) async fn access(
                                 td.arguments { code { (text(&a["arguments"])) } }
                                 td { (short(&text(&a["correlationId"]))) }
                                 td { (text(&a["clientAddr"])) }
+                                @if a["outcome"] == "REFUSED" {
+                                    td.refused { "Refused (" (text(&a["refusalCode"])) "): " (text(&a["refusalReason"])) }
+                                } @else {
+                                    td { "Granted" }
+                                }
                             }
                         }
                     }
@@ -922,7 +956,15 @@ pub(crate) async fn integrity(
 ) -> Response {
     let title = "Integrity";
     if let Err(refusal) = Section::Integrity.capability().check(session.principal()) {
-        return refused(&session, Section::Integrity, title, &refusal.into());
+        return console
+            .refuse(
+                &session,
+                "GET /console/integrity",
+                Section::Integrity,
+                title,
+                refusal,
+            )
+            .await;
     }
     let result = async {
         let account_id = uuid("accountId", &form.account_id)?;
@@ -1100,13 +1142,23 @@ pub(crate) async fn report(
             Section::Accounts,
             reports::statement_report(state, request, &params, REPORT_ROWS_MAX).await,
         ),
-        "audit.csv" => (
-            Section::Audit,
-            match Section::Audit.capability().check(session.principal()) {
-                Ok(()) => reports::audit_report(state, request, &params, REPORT_ROWS_MAX).await,
-                Err(refusal) => Err(refusal),
-            },
-        ),
+        "audit.csv" => match Section::Audit.capability().check(session.principal()) {
+            Ok(()) => (
+                Section::Audit,
+                reports::audit_report(state, request, &params, REPORT_ROWS_MAX).await,
+            ),
+            Err(refusal) => {
+                return console
+                    .refuse(
+                        &session,
+                        "GET /console/reports/audit.csv",
+                        Section::Audit,
+                        "Report",
+                        refusal,
+                    )
+                    .await;
+            }
+        },
         "access.csv" => (
             Section::Access,
             reports::access_report(state, request, &params, REPORT_ROWS_MAX).await,

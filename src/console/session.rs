@@ -19,7 +19,11 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
-use platform::{Principal, RequestContext, TokenKeys, graphql::correlation_id};
+use platform::{
+    Principal, RequestContext, TokenKeys,
+    access_log::{Access, AccessLog},
+    graphql::correlation_id,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -189,9 +193,12 @@ pub(crate) struct SignInForm {
 }
 
 /// `POST /console/sign-in`: checks the CSRF field and the token, then sets the session
-/// cookie to end when the token does.
+/// cookie to end when the token does. A refused token is written to the access log as an
+/// unauthenticated attempt at `POST /console/sign-in`, with the reason.
 pub(crate) async fn sign_in(
     Extension(keys): Extension<Arc<TokenKeys>>,
+    Extension(log): Extension<AccessLog>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
@@ -213,7 +220,16 @@ pub(crate) async fn sign_in(
     }
     let token = form.token.trim();
     let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
-    let refused = |message: String| {
+    let refused = async |message: String| {
+        log.record_refusal(Access::unauthenticated(
+            "POST /console/sign-in".to_string(),
+            Some(correlation_id(&headers)),
+            connection
+                .as_ref()
+                .map(|Extension(ConnectInfo(addr))| addr.ip().to_string()),
+            &message,
+        ))
+        .await;
         let mut response = (
             StatusCode::UNAUTHORIZED,
             views::sign_in(&csrf, None, Some(&message)),
@@ -223,11 +239,11 @@ pub(crate) async fn sign_in(
         response
     };
     if token.is_empty() {
-        return refused("Paste a bearer token (mint one with `folio token`).".into());
+        return refused("Paste a bearer token (mint one with `folio token`).".into()).await;
     }
     let (principal, expires_at) = match keys.verify_with_expiry(token) {
         Ok(verified) => verified,
-        Err(error) => return refused(format!("That token is refused: {error}.")),
+        Err(error) => return refused(format!("That token is refused: {error}.")).await,
     };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -235,7 +251,7 @@ pub(crate) async fn sign_in(
         .unwrap_or(u64::MAX);
     let max_age = expires_at.saturating_sub(now);
     if max_age == 0 {
-        return refused("That token has expired.".into());
+        return refused("That token has expired.".into()).await;
     }
     tracing::info!(actor = %principal.actor, "signed in to the console");
     let mut response = Redirect::to("/console/accounts").into_response();

@@ -148,6 +148,25 @@ async fn sign_in_sets_a_strict_http_only_cookie_that_ends_with_the_token_and_nee
     assert_eq!(set_cookie(&refused, "folio_session"), None);
     let body = refused.text().await.expect("a page");
     assert!(body.contains("That token is refused"), "{body}");
+    // ...and the attempt is on the record, from where and why.
+    let (actor, query, code, reason, from): (String, String, String, String, String) =
+        sqlx::query_as(
+            "select actor, query, refusal_code, refusal_reason, client_addr
+             from reporting.access_log where outcome = 'REFUSED'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("one refused sign-in");
+    assert_eq!(
+        (actor.as_str(), query.as_str(), code.as_str(), from.as_str()),
+        (
+            "(unauthenticated)",
+            "POST /console/sign-in",
+            "UNAUTHENTICATED",
+            "127.0.0.1"
+        )
+    );
+    assert!(reason.starts_with("That token is refused"), "{reason}");
 }
 
 #[tokio::test]

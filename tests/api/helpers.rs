@@ -599,7 +599,8 @@ pub const AUDIT_TRAIL: &str =
 }";
 pub const ACCESS_LOG: &str = "query($filter: AccessLogFilter, $first: Int, $after: String) {
   accessLog(filter: $filter, first: $first, after: $after) {
-    edges { cursor node { id accessedAt actor roles query arguments correlationId clientAddr } }
+    edges { cursor node { id accessedAt actor roles query arguments correlationId clientAddr
+                          outcome refusalCode refusalReason } }
     pageInfo { hasNextPage endCursor }
   }
 }";
@@ -745,6 +746,9 @@ pub struct AccessLogEntry {
     pub arguments: Value,
     pub correlation_id: Option<String>,
     pub client_addr: Option<String>,
+    pub outcome: String,
+    pub refusal_code: Option<String>,
+    pub refusal_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

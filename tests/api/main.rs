@@ -1,6 +1,7 @@
 //! End-to-end tests of the Folio platform: real HTTP and GraphQL on a random port, real
 //! PostgreSQL (a fresh database per test) and NATS. One test binary; `helpers` starts the app.
 
+mod access_evidence;
 mod accounts;
 mod adjustments;
 mod auth;

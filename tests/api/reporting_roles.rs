@@ -20,9 +20,9 @@ fn instant(raw: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// Rows in the access log, to show that a refused request read nothing.
+/// Granted reads in the access log, to show that a refused request read nothing.
 async fn accesses(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from reporting.access_log")
+    sqlx::query_scalar("select count(*) from reporting.access_log where outcome = 'GRANTED'")
         .fetch_one(&app.pool)
         .await
         .expect("count the access log")
@@ -196,6 +196,17 @@ async fn without_a_token_graphql_and_both_reports_answer_401() {
         );
     }
     assert_eq!(accesses(&app).await, before, "nothing was read");
+    let refused: i64 = sqlx::query_scalar(
+        "select count(*) from reporting.access_log
+         where outcome = 'REFUSED' and refusal_code = 'UNAUTHENTICATED'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count the refusals");
+    assert_eq!(
+        refused, 5,
+        "each refused attempt (one GraphQL, four CSV) is recorded"
+    );
 }
 
 /// The records of an RFC 4180 document: fields split on commas, quoted fields unquoted,

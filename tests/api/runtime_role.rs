@@ -1,5 +1,6 @@
 //! `folio up` running as the runtime role `folio_app` with `FOLIO_MIGRATE=false`, after the
-//! migrations ran as the schema owner: commands, publication and reporting all work.
+//! migrations ran as the schema owner: commands, publication and reporting all work, and
+//! neither the events nor the access log can be changed or removed through its grants.
 
 use std::str::FromStr;
 
@@ -56,4 +57,31 @@ async fn the_platform_runs_as_the_runtime_role() {
             .as_deref(),
         Some("42501")
     );
+
+    // The access log is evidence like the events: the runtime role wrote the read above
+    // and may read it back, but can neither change nor remove a row.
+    let recorded: i64 =
+        sqlx::query_scalar("select count(*) from reporting.access_log where query = 'balanceAsOf'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("folio_app reads the access log");
+    assert_eq!(recorded, 1);
+    for statement in [
+        "update reporting.access_log set actor = 'nobody'",
+        "delete from reporting.access_log",
+        "truncate reporting.access_log",
+    ] {
+        let refused = sqlx::query(statement)
+            .execute(&app.pool)
+            .await
+            .expect_err("folio_app may only add to the access log");
+        assert_eq!(
+            refused
+                .as_database_error()
+                .and_then(|e| e.code())
+                .as_deref(),
+            Some("42501"),
+            "{statement}"
+        );
+    }
 }

@@ -6,9 +6,11 @@ use ed25519_dalek::VerifyingKey;
 use ledger::{AccountId, ErrorCode, EventId};
 use platform::{
     ApiError, Capability, RequestContext,
-    graphql::RoleGuard,
+    access_log::query_names,
+    graphql::{RoleGuard, record_read},
     scalars::{DateTime, Uuid},
 };
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::integrity::{self, ProofError, Report, VerifyOptions};
@@ -127,6 +129,12 @@ impl IntegrityQuery {
     async fn audit_proof(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<AuditProof, ApiError> {
         let request = RequestContext::of(ctx)?;
         tracing::info!(actor = %request.principal.actor, event_id = %event_id.0, "audit proof requested");
+        record_read(
+            ctx,
+            query_names::AUDIT_PROOF,
+            json!({ "eventId": event_id.0 }),
+        )
+        .await?;
         let proof = integrity::audit_proof(&data(ctx)?.pool, EventId::from_uuid(event_id.0))
             .await
             .map_err(|error| match error {
@@ -180,6 +188,12 @@ impl IntegrityQuery {
     ) -> Result<IntegrityReport, ApiError> {
         let request = RequestContext::of(ctx)?;
         tracing::info!(actor = %request.principal.actor, account_id = ?account_id.map(|a| a.0), "integrity verification requested");
+        record_read(
+            ctx,
+            query_names::VERIFY_INTEGRITY,
+            json!({ "accountId": account_id.map(|a| a.0) }),
+        )
+        .await?;
         let data = data(ctx)?;
         let options = VerifyOptions {
             public_key: data.public_key,

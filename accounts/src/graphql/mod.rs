@@ -11,11 +11,13 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
 use ledger::AccountId;
 use platform::{
     ApiError, Capability, RequestContext,
-    graphql::{RoleGuard, with_limits},
+    access_log::{AccessLog, query_names},
+    graphql::{RoleGuard, record_read, with_limits},
     scalars::Uuid,
 };
 
 use ledger::{AdjustmentId, TransferId};
+use serde_json::json;
 
 use crate::{
     commands::{
@@ -57,6 +59,7 @@ pub fn schema(
     service: AccountsService,
     integrity: IntegrityData,
     periods: PeriodData,
+    access_log: AccessLog,
 ) -> AccountsSchema {
     with_limits(Schema::build(
         AccountsQueries::default(),
@@ -66,6 +69,7 @@ pub fn schema(
     .data(service)
     .data(integrity)
     .data(periods)
+    .data(access_log)
     .finish()
 }
 
@@ -78,6 +82,7 @@ impl AccountsQuery {
     #[graphql(guard = "RoleGuard::new(Capability::ReadAccount)")]
     async fn account(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<AccountView>, ApiError> {
         let fields = InputFields::of("").account(Some(id), "id");
+        record_read(ctx, query_names::ACCOUNT, json!({ "accountId": id.0 })).await?;
         let account = service(ctx)?
             .account(AccountId::from_uuid(id.0))
             .await

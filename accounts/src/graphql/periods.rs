@@ -10,10 +10,12 @@ use ed25519_dalek::SigningKey;
 use ledger::{ErrorCode, period::SignedPeriodReport};
 use platform::{
     ApiError, Capability, RequestContext,
-    graphql::RoleGuard,
+    access_log::query_names,
+    graphql::{RoleGuard, record_read},
     objects::CurrencyTotal,
     scalars::{DateTime, Decimal},
 };
+use serde_json::json;
 use sqlx::PgPool;
 
 use super::inputs::path;
@@ -200,6 +202,12 @@ impl PeriodQuery {
         ctx: &Context<'_>,
         period_end: DateTime,
     ) -> Result<Option<PeriodClose>, ApiError> {
+        record_read(
+            ctx,
+            query_names::PERIOD_CLOSE,
+            json!({ "periodEnd": crate::domain::instant(&period_end.0) }),
+        )
+        .await?;
         let close = periods::period_close(&data(ctx)?.pool, period_end.0)
             .await
             .map_err(store_error)?;
@@ -228,6 +236,12 @@ impl PeriodQuery {
                     .map_err(|_| ApiError::validation("after", "not a cursor of periodCloses"))
             })
             .transpose()?;
+        record_read(
+            ctx,
+            query_names::PERIOD_CLOSES,
+            json!({ "first": first, "after": after }),
+        )
+        .await?;
         let mut closes = periods::period_closes(&data(ctx)?.pool, after_end, size + 1)
             .await
             .map_err(store_error)?;

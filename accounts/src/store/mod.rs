@@ -76,21 +76,7 @@ impl StoreError {
     /// to refusing the statement): the server is down, restarting, full, or the
     /// database is gone.
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(
-                sqlx::Error::PoolTimedOut
-                | sqlx::Error::Io(_)
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Tls(_),
-            ) => true,
-            Self::Database(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
-                code.starts_with("08")
-                    || code.starts_with("57P")
-                    || code == "53300"
-                    || code == "3D000"
-            }),
-            _ => false,
-        }
+        matches!(self, Self::Database(error) if platform::db::is_unavailable(error))
     }
 }
 

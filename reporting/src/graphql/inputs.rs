@@ -2,7 +2,10 @@
 //! refusal names the field and the rule.
 
 use async_graphql::InputObject;
-use platform::scalars::{DateTime, Uuid};
+use platform::{
+    access_log::Outcome,
+    scalars::{DateTime, Uuid},
+};
 use serde::Serialize;
 
 use crate::queries::{self, QueryError};
@@ -53,6 +56,8 @@ pub struct AccessLogFilterInput {
     pub account_id: Option<Uuid>,
     /// The conversation the read belonged to (`X-Correlation-Id`).
     pub correlation_id: Option<String>,
+    /// Only reads that were let in (GRANTED) or only attempts turned away (REFUSED).
+    pub outcome: Option<Outcome>,
 }
 
 impl AccessLogFilterInput {
@@ -63,6 +68,7 @@ impl AccessLogFilterInput {
                 query: self.query.as_deref(),
                 account_id: self.account_id.map(|id| id.0),
                 correlation_id: self.correlation_id.as_deref(),
+                outcome: self.outcome,
             },
             self.from.map(|t| t.0),
             self.to.map(|t| t.0),

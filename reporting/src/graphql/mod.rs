@@ -14,6 +14,7 @@ use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Obj
 use ledger::AccountId;
 use platform::{
     ApiError, Capability, RequestContext,
+    access_log::query_names,
     enums::AdjustmentStatus,
     graphql::with_limits,
     scalars::{DateTime, Uuid},
@@ -21,7 +22,6 @@ use platform::{
 use serde_json::{Value, json};
 
 use crate::{
-    access_log::query_names,
     queries::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Position, cursor},
     state::ReportingState,
 };
@@ -51,6 +51,7 @@ pub fn schema(state: ReportingState) -> ReportingSchema {
         EmptyMutation,
         EmptySubscription,
     ))
+    .data(state.access_log.clone())
     .data(state)
     .finish()
 }
@@ -80,7 +81,9 @@ impl ReportingQuery {
         at_least: Option<String>,
     ) -> Result<AccountSummaryConnection, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(request, query_names::ACCOUNTS, Capability::ReadReports)?;
+        let gate = state
+            .gate(request, query_names::ACCOUNTS, Capability::ReadReports)
+            .await?;
         let filter = filter.unwrap_or_default();
         let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
@@ -112,11 +115,13 @@ impl ReportingQuery {
         at_least: Option<String>,
     ) -> Result<AdjustmentConnection, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(
-            request,
-            query_names::ADJUSTMENTS,
-            Capability::ReadAdjustments,
-        )?;
+        let gate = state
+            .gate(
+                request,
+                query_names::ADJUSTMENTS,
+                Capability::ReadAdjustments,
+            )
+            .await?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::AdjustmentKey>(after.as_deref())?;
         let at_least = parse_at_least(at_least.as_deref())?;
@@ -147,7 +152,9 @@ impl ReportingQuery {
         at_least: Option<String>,
     ) -> Result<Option<HistoricalBalance>, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(request, query_names::BALANCE_AS_OF, Capability::ReadReports)?;
+        let gate = state
+            .gate(request, query_names::BALANCE_AS_OF, Capability::ReadReports)
+            .await?;
         let account_id = AccountId::from_uuid(account_id.0);
         let at_least = parse_at_least(at_least.as_deref())?;
         let arguments = json!({
@@ -183,11 +190,13 @@ impl ReportingQuery {
         as_known_at: Option<DateTime>,
     ) -> Result<HistoricalBalanceConnection, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(
-            request,
-            query_names::BALANCES_AS_OF,
-            Capability::ReadReports,
-        )?;
+        let gate = state
+            .gate(
+                request,
+                query_names::BALANCES_AS_OF,
+                Capability::ReadReports,
+            )
+            .await?;
         let currency_filter = currency
             .as_deref()
             .map(|c| queries::parse_currency("currency", c))
@@ -254,7 +263,9 @@ impl ReportingQuery {
         as_known_at: Option<DateTime>,
     ) -> Result<Statement, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(request, query_names::STATEMENT, Capability::ReadReports)?;
+        let gate = state
+            .gate(request, query_names::STATEMENT, Capability::ReadReports)
+            .await?;
         let (account_id, from, to) = (AccountId::from_uuid(account_id.0), from.0, to.0);
         if from > to {
             return Err(ApiError::validation("from", "must not be later than to"));
@@ -305,11 +316,13 @@ impl ReportingQuery {
         at_least: Option<String>,
     ) -> Result<AuditEntryConnection, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(
-            request,
-            query_names::AUDIT_TRAIL,
-            Capability::ReadAuditTrail,
-        )?;
+        let gate = state
+            .gate(
+                request,
+                query_names::AUDIT_TRAIL,
+                Capability::ReadAuditTrail,
+            )
+            .await?;
         let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;
         let after_key = cursor::decode_after::<queries::PositionKey>(after.as_deref())?;
@@ -360,7 +373,9 @@ impl ReportingQuery {
         after: Option<String>,
     ) -> Result<AccessLogEntryConnection, ApiError> {
         let (state, request) = caller(ctx)?;
-        let gate = state.gate(request, query_names::ACCESS_LOG, Capability::ReadAccessLog)?;
+        let gate = state
+            .gate(request, query_names::ACCESS_LOG, Capability::ReadAccessLog)
+            .await?;
         let filter = filter.unwrap_or_default();
         let parsed = filter.parse().map_err(|e| e.under("filter"))?;
         let size = queries::page_size(first.map(i64::from))?;

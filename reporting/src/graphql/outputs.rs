@@ -5,7 +5,10 @@ use async_graphql::{
     Json, SimpleObject,
     connection::{Connection, CursorType, Edge, EmptyFields},
 };
-use platform::scalars::{DateTime, Decimal, Uuid};
+use platform::{
+    access_log::Outcome,
+    scalars::{DateTime, Decimal, Uuid},
+};
 use serde_json::Value;
 
 use crate::queries::{self, Page, cursor};
@@ -421,18 +424,25 @@ impl ProjectionStatus {
     }
 }
 
-/// One recorded access to the reports.
+/// One recorded access to account data, or one refused attempt.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct AccessLogEntry {
     pub id: String,
     pub accessed_at: DateTime,
     pub actor: String,
     pub roles: Vec<String>,
-    /// The query or report, e.g. statement or audit.csv.
+    /// The query or report, e.g. statement or audit.csv; for a refused attempt, the
+    /// operation or route attempted (transfer, POST /graphql).
     pub query: String,
     pub arguments: Json<Value>,
     pub correlation_id: Option<String>,
     pub client_addr: Option<String>,
+    /// GRANTED for a read, REFUSED for an attempt turned away.
+    pub outcome: Outcome,
+    /// The code a refused attempt was answered with: UNAUTHENTICATED or FORBIDDEN.
+    pub refusal_code: Option<String>,
+    /// The message a refused attempt was answered with.
+    pub refusal_reason: Option<String>,
 }
 
 impl From<queries::AccessLogEntry> for AccessLogEntry {
@@ -446,6 +456,9 @@ impl From<queries::AccessLogEntry> for AccessLogEntry {
             arguments: Json(entry.arguments),
             correlation_id: entry.correlation_id,
             client_addr: entry.client_addr,
+            outcome: entry.outcome,
+            refusal_code: entry.refusal_code,
+            refusal_reason: entry.refusal_reason,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the access log (who looked at what, when), newest first.
 
 use chrono::{DateTime, Utc};
+use platform::access_log::Outcome;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -18,6 +19,8 @@ pub struct AccessLogFilter {
     /// Reads of this account: its id as the read's `accountId` argument, or in its filter.
     pub account_id: Option<Uuid>,
     pub correlation_id: Option<String>,
+    /// Only granted reads, or only refused attempts.
+    pub outcome: Option<Outcome>,
 }
 
 /// What an access-log filter may name besides time: who, which query, which account, which
@@ -28,6 +31,7 @@ pub struct AccessCriteria<'a> {
     pub query: Option<&'a str>,
     pub account_id: Option<Uuid>,
     pub correlation_id: Option<&'a str>,
+    pub outcome: Option<Outcome>,
 }
 
 impl AccessLogFilter {
@@ -43,6 +47,7 @@ impl AccessLogFilter {
             query,
             account_id,
             correlation_id,
+            outcome,
         } = criteria;
         if let (Some(from), Some(to)) = (from, to)
             && from > to
@@ -58,6 +63,7 @@ impl AccessLogFilter {
             correlation_id: correlation_id
                 .map(|c| parse_filter_text("correlationId", c))
                 .transpose()?,
+            outcome,
         })
     }
 }
@@ -73,6 +79,11 @@ pub struct AccessLogEntry {
     pub arguments: Value,
     pub correlation_id: Option<String>,
     pub client_addr: Option<String>,
+    pub outcome: Outcome,
+    /// The code a refused attempt was answered with (`UNAUTHENTICATED`, `FORBIDDEN`).
+    pub refusal_code: Option<String>,
+    /// The message a refused attempt was answered with.
+    pub refusal_reason: Option<String>,
 }
 
 impl AccessLogEntry {
@@ -86,6 +97,10 @@ impl AccessLogEntry {
             arguments: row.try_get("arguments")?,
             correlation_id: row.try_get("correlation_id")?,
             client_addr: row.try_get("client_addr")?,
+            outcome: Outcome::parse(row.try_get("outcome")?)
+                .ok_or_else(|| sqlx::Error::Decode("access_log.outcome is unknown".into()))?,
+            refusal_code: row.try_get("refusal_code")?,
+            refusal_reason: row.try_get("refusal_reason")?,
         })
     }
 
@@ -118,7 +133,8 @@ pub async fn access_log(
     after: Option<AccessKey>,
 ) -> Result<Page<AccessLogEntry>, QueryError> {
     let mut query = QueryBuilder::<Postgres>::new(
-        "select id, accessed_at, actor, roles, query, arguments, correlation_id, client_addr
+        "select id, accessed_at, actor, roles, query, arguments, correlation_id, client_addr,
+                outcome, refusal_code, refusal_reason
          from reporting.access_log
          where true",
     );
@@ -141,6 +157,9 @@ pub async fn access_log(
         query
             .push(" and correlation_id = ")
             .push_bind(correlation_id.as_str());
+    }
+    if let Some(outcome) = filter.outcome {
+        query.push(" and outcome = ").push_bind(outcome.as_str());
     }
     if let Some(from) = filter.from {
         query.push(" and accessed_at >= ").push_bind(from);

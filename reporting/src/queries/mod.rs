@@ -108,27 +108,11 @@ impl QueryError {
 
 impl From<sqlx::Error> for QueryError {
     fn from(error: sqlx::Error) -> Self {
-        if is_unreachable(&error) {
+        if platform::db::is_unavailable(&error) {
             Self::Unavailable(error)
         } else {
             Self::Database(error)
         }
-    }
-}
-
-/// Whether an error means the database cannot be reached (as opposed to a defect).
-fn is_unreachable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // Connection exceptions (08...), shutdowns (57P0x) and too many connections.
-        sqlx::Error::Database(e) => e
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
-        _ => false,
     }
 }
 

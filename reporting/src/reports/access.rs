@@ -6,21 +6,23 @@ use platform::{ApiError, Capability, RequestContext};
 use serde_json::json;
 
 use super::{Frame, Params, batch, csv_response, instant};
-use crate::{access_log::query_names, queries, state::ReportingState};
+use crate::{queries, state::ReportingState};
+use platform::access_log::{Outcome, query_names};
 
 /// The header row of `access.csv`.
-pub const ACCESS_HEADER: &str =
-    "id,accessed_at,actor,roles,query,arguments,correlation_id,client_addr\r\n";
+pub const ACCESS_HEADER: &str = "id,accessed_at,actor,roles,query,arguments,correlation_id,client_addr,outcome,refusal_code,refusal_reason\r\n";
 
 /// `access.csv` for `request` with query parameters `params`: `actor`, `query`,
-/// `accountId`, `correlationId`, `from`, `to`, `tz`, `bom`; newest first, stopping after `rows_max` rows.
+/// `accountId`, `correlationId`, `outcome` (GRANTED or REFUSED), `from`, `to`, `tz`, `bom`; newest first, stopping after `rows_max` rows.
 pub async fn access_report(
     state: &ReportingState,
     request: &RequestContext,
     params: &[(String, String)],
     rows_max: usize,
 ) -> Result<Response, ApiError> {
-    let gate = state.gate(request, query_names::ACCESS_CSV, Capability::ReadAccessLog)?;
+    let gate = state
+        .gate(request, query_names::ACCESS_CSV, Capability::ReadAccessLog)
+        .await?;
     let params = Params::parse(
         params,
         &[
@@ -28,6 +30,7 @@ pub async fn access_report(
             "query",
             "accountId",
             "correlationId",
+            "outcome",
             "from",
             "to",
             "tz",
@@ -42,12 +45,20 @@ pub async fn access_report(
                 .map_err(|_| ApiError::validation("accountId", "must be a UUID"))
         })
         .transpose()?;
+    let outcome = params
+        .single("outcome")?
+        .map(|text| {
+            Outcome::parse(text)
+                .ok_or_else(|| ApiError::validation("outcome", "must be GRANTED or REFUSED"))
+        })
+        .transpose()?;
     let filter = queries::AccessLogFilter::parse(
         queries::AccessCriteria {
             actor: params.single("actor")?,
             query: params.single("query")?,
             account_id,
             correlation_id: params.single("correlationId")?,
+            outcome,
         },
         params.moment("from", zone, false)?,
         params.moment("to", zone, true)?,
@@ -55,7 +66,8 @@ pub async fn access_report(
     let bom = params.flag("bom")?;
     let arguments = json!({
         "actor": filter.actor, "query": filter.query, "accountId": filter.account_id,
-        "correlationId": filter.correlation_id, "from": filter.from, "to": filter.to,
+        "correlationId": filter.correlation_id, "outcome": filter.outcome,
+        "from": filter.from, "to": filter.to,
         "tz": zone.name(),
     });
     gate.admit(arguments, None, None).await?;
@@ -75,6 +87,9 @@ pub async fn access_report(
                 csv.field(&a.arguments.to_string());
                 csv.text(a.correlation_id.as_deref().unwrap_or(""));
                 csv.field(a.client_addr.as_deref().unwrap_or(""));
+                csv.field(a.outcome.as_str());
+                csv.field(a.refusal_code.as_deref().unwrap_or(""));
+                csv.text(a.refusal_reason.as_deref().unwrap_or(""));
             }))
         }
     };

@@ -8,7 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{Frame, Params, batch, csv_response, instant, rename_field};
-use crate::{access_log::query_names, queries, state::ReportingState};
+use crate::{queries, state::ReportingState};
+use platform::access_log::query_names;
 
 /// The header row of `audit.csv`. `amount` is a movement's change to the balance (credits
 /// > 0, debits < 0) or what a hold event reserves or frees; empty for other events.
@@ -23,7 +24,9 @@ pub async fn audit_report(
     params: &[(String, String)],
     rows_max: usize,
 ) -> Result<Response, ApiError> {
-    let gate = state.gate(request, query_names::AUDIT_CSV, Capability::ReadAuditTrail)?;
+    let gate = state
+        .gate(request, query_names::AUDIT_CSV, Capability::ReadAuditTrail)
+        .await?;
     let params = Params::parse(
         params,
         &[

@@ -3,12 +3,11 @@
 
 use axum::response::Response;
 use ledger::AccountId;
-use platform::{ApiError, Capability, RequestContext};
+use platform::{ApiError, Capability, RequestContext, access_log::query_names};
 use serde_json::json;
 
 use super::{Csv, Frame, Params, batch, csv_response, instant};
 use crate::{
-    access_log::query_names,
     queries::{self, Page},
     state::ReportingState,
 };
@@ -26,7 +25,9 @@ pub async fn statement_report(
     params: &[(String, String)],
     rows_max: usize,
 ) -> Result<Response, ApiError> {
-    let gate = state.gate(request, query_names::STATEMENT_CSV, Capability::ReadReports)?;
+    let gate = state
+        .gate(request, query_names::STATEMENT_CSV, Capability::ReadReports)
+        .await?;
     let params = Params::parse(
         params,
         &[

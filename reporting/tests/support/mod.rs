@@ -122,7 +122,8 @@ impl TestApi {
             .await
             .expect("NATS is reachable (start it with scripts/services)");
         let options = ReportingOptions { at_least_wait };
-        let state = ReportingState::new(db.pool.clone(), nats, settings, options);
+        let access_log = platform::access_log::AccessLog::spawn(db.pool.clone());
+        let state = ReportingState::new(db.pool.clone(), nats, settings, options, access_log);
         let schema = schema(state.clone());
         Self { db, state, schema }
     }
