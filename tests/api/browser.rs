@@ -266,14 +266,19 @@ async fn open_browser(app: &TestApp, driver: &Driver, downloads: &Path) -> Sessi
     }
 }
 
-/// Waits for one finished download in `dir` and reads it.
+/// Waits for one finished CSV download in `dir` and reads it.
 async fn downloaded(dir: &Path) -> (String, String) {
-    eventually("the CSV download finishes", || async {
+    downloaded_as(dir, "csv").await
+}
+
+/// Waits for one finished download in `dir` whose name ends in `.extension`, and reads it.
+async fn downloaded_as(dir: &Path, extension: &str) -> (String, String) {
+    eventually("the download finishes", || async {
         let entries = std::fs::read_dir(dir).ok()?;
         let files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         let done = files
             .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "csv"))?;
+            .find(|p| p.extension().is_some_and(|e| e == extension))?;
         let text = std::fs::read_to_string(done).ok()?;
         let name = done.file_name()?.to_string_lossy().to_string();
         Some((name, text))
@@ -462,4 +467,160 @@ async fn a_teller_is_refused_the_audit_and_access_pages_and_does_not_see_them() 
         );
     }
     browser.close().await;
+
+    // Each refused page is on the record, as alice, with the reason.
+    let refused = app
+        .access_log(
+            &app.auditor(),
+            json!({ "filter": { "actor": "alice", "outcome": "REFUSED" } }),
+        )
+        .await;
+    let rows: Vec<(String, String)> = refused.data("accessLog")["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["query"].as_str().unwrap_or_default().to_string(),
+                e["node"]["refusalCode"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("GET /console/access".to_string(), "FORBIDDEN".to_string()),
+            ("GET /console/audit".to_string(), "FORBIDDEN".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_second_supervisor_approves_an_adjustment_and_downloads_the_signed_period_report() {
+    let app = spawn_app().await;
+    let carol = app.token("controller-carol", &[Role::Supervisor]);
+    let sam = app.token("supervisor-sam", &[Role::Supervisor]);
+    let account = app.open_usd("Ada Lovelace").await.id;
+    app.deposited(account, "1000.00").await;
+    let theirs = crate::adjustments::request(&app, &carol, account, "-12.50").await;
+    let theirs = theirs.data("requestAdjustment")["adjustment"]["id"]
+        .as_str()
+        .expect("an adjustment id")
+        .to_string();
+    let own = crate::adjustments::request(&app, &sam, account, "3.00").await;
+    let own = own.data("requestAdjustment")["adjustment"]["id"]
+        .as_str()
+        .expect("an adjustment id")
+        .to_string();
+    // Both pending adjustments projected before the browser looks.
+    eventually("the pending adjustments are projected", || async {
+        let listed = app
+            .execute(
+                Some(&sam),
+                &[],
+                "query { adjustments(status: PENDING) { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        (listed.body["data"]["adjustments"]["edges"]
+            .as_array()?
+            .len()
+            == 2)
+            .then_some(())
+    })
+    .await;
+
+    let driver = start_driver().await;
+    let downloads = std::env::temp_dir().join(format!("folio-downloads-{}", key()));
+    let mut browser = open_browser(&app, &driver, &downloads).await;
+    browser.sign_in(&sam).await;
+    browser.goto("/console/adjustments").await;
+    let pending = browser.table("Adjustments").await;
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    let carols = pending
+        .iter()
+        .find(|row| row[1] == "controller-carol")
+        .expect("carol's request is listed");
+    assert_eq!(carols[3], "-12.50");
+    assert_eq!(carols[6], "PENDING");
+
+    // Approving one's own request is refused and moves nothing.
+    browser.fill(&format!("#comment-{own}"), "my own").await;
+    browser
+        .click(
+            &format!("form[action$='/{own}/decision'] button[value=approve]"),
+            "self-approval",
+        )
+        .await;
+    let alert = browser.text("[role=alert]").await;
+    assert!(alert.starts_with("SELF_APPROVAL"), "{alert}");
+
+    browser.goto("/console/adjustments").await;
+    browser
+        .fill(&format!("#comment-{theirs}"), "seen ticket 81")
+        .await;
+    browser
+        .click(
+            &format!("form[action$='/{theirs}/decision'] button[value=approve]"),
+            "approved",
+        )
+        .await;
+    let notice = browser.text("[role=status]").await;
+    assert_eq!(notice, "Adjustment approved.");
+    let balance = app.account(app.teller(), account).await;
+    assert_eq!(
+        balance.data("account")["balance"],
+        "987.50",
+        "the approval posted -12.50 and nothing of the self-approval"
+    );
+
+    // Close the period after the posting, then download its signed report from the page.
+    let period_end = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let closed = app
+        .execute(
+            Some(&sam),
+            &[],
+            "mutation($input: ClosePeriodInput!) { closePeriod(input: $input) { position } }",
+            json!({ "input": { "periodEnd": period_end, "idempotencyKey": key() } }),
+        )
+        .await;
+    closed.data("closePeriod");
+    browser.goto("/console/periods").await;
+    let closes = browser.table("Closed periods").await;
+    assert_eq!(closes.len(), 1, "{closes:?}");
+    assert_eq!(closes[0][2], "supervisor-sam");
+    assert!(closes[0][5].contains("987.50 USD"), "{:?}", closes[0]);
+    browser
+        .click("table a[href^='/console/periods/report']", "period-report")
+        .await;
+    let (name, file) = downloaded_as(&downloads, "json").await;
+    assert_eq!(name, format!("period-{}.json", &period_end[..10]));
+    let public_key =
+        ed25519_dalek::SigningKey::from_bytes(&crate::helpers::TEST_SIGNING_SEED).verifying_key();
+    let signed = ledger::period::SignedPeriodReport::parse(&file).expect("a period report");
+    assert_eq!(signed.verify_signature(&public_key), Ok(()));
+    assert!(file.contains("\"balance\":\"987.50\""), "{file}");
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&downloads);
+
+    // The auditor finds sam's console reads and his refused self-approval on the record.
+    let log = app
+        .access_log(
+            &app.auditor(),
+            json!({ "filter": { "actor": "supervisor-sam" }, "first": 50 }),
+        )
+        .await;
+    let queries: Vec<&str> = log.data("accessLog")["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["query"].as_str())
+        .collect();
+    for read in ["adjustments", "periodCloses", "periodClose"] {
+        assert!(queries.contains(&read), "{read} in {queries:?}");
+    }
 }
