@@ -194,7 +194,7 @@ pub async fn verify_report(
     let key = parse_public_key(public_key_hex).context("--public-key")?;
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading period report {}", file.display()))?;
-    let signed = match ledger::period::SignedPeriodReport::parse(&text) {
+    let signed = match ledger::period::SignedPeriodReport::parse_file(&text) {
         Ok(signed) => signed,
         Err(error) => {
             println!("FAILED: {error}");

@@ -82,6 +82,10 @@ pub enum PeriodReportError {
     WrongKey { found: String, expected: String },
     #[error("the signature does not match the report: it was changed after it was signed")]
     BadSignature,
+    #[error(
+        "the file is not byte for byte the report as it was served: content or formatting was added or changed (the signed file is canonical JSON and one final newline)"
+    )]
+    NotAsServed,
 }
 
 impl PeriodReport {
@@ -118,6 +122,17 @@ impl SignedPeriodReport {
     /// Reads a file written by [`Self::to_file`] (any JSON spelling of it).
     pub fn parse(text: &str) -> Result<Self, PeriodReportError> {
         serde_json::from_str(text).map_err(|e| PeriodReportError::Malformed(e.to_string()))
+    }
+
+    /// Reads a filed report that must be exactly the bytes [`Self::to_file`] gives: a field
+    /// the signature does not cover, or any other spelling, is NotAsServed, so that what an
+    /// auditor keeps is only what was signed.
+    pub fn parse_file(text: &str) -> Result<Self, PeriodReportError> {
+        let signed = Self::parse(text)?;
+        if signed.to_file() != text {
+            return Err(PeriodReportError::NotAsServed);
+        }
+        Ok(signed)
     }
 
     /// Checks the signature with `key` alone (nothing about the store).
@@ -208,6 +223,26 @@ mod tests {
         assert_eq!(read, signed);
         assert_eq!(read.verify_signature(&key.verifying_key()), Ok(()));
         assert_eq!(read.report.totals[0].total.to_string(), "7.50");
+    }
+
+    #[test]
+    fn a_filed_report_holds_nothing_but_the_signed_bytes() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let file = report().sign(&key).to_file();
+        assert!(SignedPeriodReport::parse_file(&file).is_ok());
+        let with_note = file.replacen('{', "{\"note\":\"hello\",", 1);
+        assert_eq!(
+            SignedPeriodReport::parse_file(&with_note),
+            Err(PeriodReportError::NotAsServed)
+        );
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(&file).expect("JSON"),
+        )
+        .expect("pretty");
+        assert_eq!(
+            SignedPeriodReport::parse_file(&pretty),
+            Err(PeriodReportError::NotAsServed)
+        );
     }
 
     #[test]

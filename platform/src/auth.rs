@@ -253,6 +253,11 @@ fn check_subject(raw: &str) -> Result<(), AuthError> {
             "sub must be 1 to {SUBJECT_LEN_MAX} characters"
         )));
     }
+    if sub == crate::access_log::UNAUTHENTICATED_ACTOR {
+        return Err(AuthError::Invalid(format!(
+            "sub must not be {sub}: the access log records refused callers under that name"
+        )));
+    }
     Ok(())
 }
 
@@ -512,7 +517,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subject_with_control_characters_or_too_long_is_refused() {
+    fn a_subject_with_control_characters_too_long_or_posing_as_the_unauthenticated_is_refused() {
         let keys = keys("0123456789abcdef0123456789abcdef");
         for sub in [
             "ali\u{0}ce",
@@ -520,6 +525,7 @@ mod tests {
             "\u{1b}[31mred",
             &"x".repeat(SUBJECT_LEN_MAX + 1),
             "  ",
+            crate::access_log::UNAUTHENTICATED_ACTOR,
         ] {
             assert!(
                 matches!(

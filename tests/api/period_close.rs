@@ -229,4 +229,40 @@ async fn the_signed_report_checks_offline_breaks_when_edited_and_is_reproduced_f
 
     let (status, _) = period_json(&app, app.teller(), &period_end).await;
     assert_eq!(status, 403, "tellers do not read period reports");
+
+    // A stored report edited in the database (by someone able to lift its trigger) is
+    // caught by `folio verify`, at the last event the close covers.
+    let verify = || async {
+        let options = accounts::integrity::VerifyOptions {
+            public_key,
+            account: None,
+            external: None,
+            events_max: None,
+            progress: None,
+            backdate_max: Duration::days(62),
+        };
+        accounts::integrity::verify(&app.pool, &options)
+            .await
+            .expect("verify runs")
+    };
+    assert!(verify().await.problems.is_empty(), "intact before the edit");
+    let mut owner = app.connection().await;
+    sqlx::raw_sql(
+        "alter table accounts.period_closes disable trigger period_closes_are_immutable;
+         update accounts.period_closes set report = replace(report::text, '\"95.80\"', '\"96.80\"')::jsonb;
+         alter table accounts.period_closes enable always trigger period_closes_are_immutable;",
+    )
+    .execute(&mut owner)
+    .await
+    .expect("edit the stored report");
+    let found = verify().await;
+    assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+    let problem = &found.problems[0];
+    assert_eq!(problem.kind.as_str(), "PERIOD_REPORT_INVALID");
+    assert_eq!(problem.position, Some(signed.report.through_position));
+    assert!(
+        problem.detail.contains("signature does not match"),
+        "{}",
+        problem.detail
+    );
 }

@@ -221,13 +221,23 @@ fn pending<'a>(
     })
 }
 
+/// Whether two actors (token subjects) name the same person for the four-eyes rule: equal
+/// once trimmed and compared without case, because directories such as Active Directory
+/// and most identity providers treat user names that way (`Carol` and `carol` are one
+/// login). A maker must not become their own checker by asking for a token spelled
+/// differently.
+pub fn same_person(a: &str, b: &str) -> bool {
+    let fold = |s: &str| s.trim().to_lowercase();
+    fold(a) == fold(b)
+}
+
 pub(super) fn approve(
     account: &Account,
     decision: &DecideAdjustment,
     booking: &Booking,
 ) -> Result<AccountEvent, DomainError> {
     let adjustment = pending(account, decision.adjustment_id, booking)?;
-    if adjustment.requested_by == decision.decided_by {
+    if same_person(&adjustment.requested_by, &decision.decided_by) {
         return Err(DomainError::SelfApproval {
             adjustment_id: adjustment.id,
             requested_by: adjustment.requested_by.clone(),

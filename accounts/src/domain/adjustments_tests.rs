@@ -78,6 +78,18 @@ fn rejects_approval_by_the_maker_as_self_approval() {
 }
 
 #[test]
+fn rejects_approval_by_the_maker_spelled_in_another_case_as_self_approval() {
+    let id = AdjustmentId::generate();
+    let account =
+        History::opened("USD").adjustment_requested(id, "50", "controller-carol", week_later());
+    for checker in ["Controller-Carol", "CONTROLLER-CAROL", " controller-carol"] {
+        given(&account)
+            .when(approve_adjustment(account.id, id, checker))
+            .then_err_matching(|e| e.code() == ErrorCode::SelfApproval);
+    }
+}
+
+#[test]
 fn rejects_approval_of_a_rejected_adjustment_as_not_pending() {
     let id = AdjustmentId::generate();
     let account = History::opened("USD")

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 pub use adjustments::{
     Adjustment, AdjustmentAmount, AdjustmentStatus, DecideAdjustment, ExpireAdjustment,
-    RequestAdjustment,
+    RequestAdjustment, same_person,
 };
 pub use holds::{CaptureHold, ExpireHold, PlaceHold, ReleaseHold, decide_capture};
 pub use movements::decide_transfer;

@@ -60,6 +60,9 @@ pub enum ProblemKind {
     AdjustmentInconsistent,
     /// An event booked after a period close carries a value date inside the closed period.
     ValueDateInClosedPeriod,
+    /// A stored period close whose report is not signed by the key given, or that the
+    /// events it covers no longer give byte for byte.
+    PeriodReportInvalid,
 }
 
 impl ProblemKind {
@@ -78,6 +81,7 @@ impl ProblemKind {
             Self::ValueDateOutOfRange => "VALUE_DATE_OUT_OF_RANGE",
             Self::AdjustmentInconsistent => "ADJUSTMENT_INCONSISTENT",
             Self::ValueDateInClosedPeriod => "VALUE_DATE_IN_CLOSED_PERIOD",
+            Self::PeriodReportInvalid => "PERIOD_REPORT_INVALID",
         }
     }
 }
@@ -162,6 +166,7 @@ pub async fn verify(pool: &PgPool, options: &VerifyOptions<'_>) -> Result<Report
     verify_closed_periods(pool, options, &mut report).await?;
     if options.account.is_none() && !report.truncated {
         verify_checkpoints(pool, options, &mut report).await?;
+        verify_period_reports(pool, options, &mut report).await?;
     }
     Ok(report)
 }
@@ -326,10 +331,12 @@ impl StreamState {
                             posted.adjustment_id, posted.requested_by, posted.amount
                         ))
                     }
-                    Some((maker, _)) if maker == posted.approved_by => Some(format!(
-                        "adjustment {} is approved by its own maker {maker}",
-                        posted.adjustment_id
-                    )),
+                    Some((maker, _)) if crate::domain::same_person(&maker, &posted.approved_by) => {
+                        Some(format!(
+                            "adjustment {} is approved by its own maker {maker}",
+                            posted.adjustment_id
+                        ))
+                    }
                     Some(_) if writer != posted.approved_by => Some(format!(
                         "adjustment {} names {} as its approver but was written by {writer}",
                         posted.adjustment_id, posted.approved_by
@@ -523,6 +530,51 @@ async fn verify_closed_periods(
         });
     }
     Ok(())
+}
+
+/// Every stored period close is signed by the key given, and the events it covers give its
+/// report again, byte for byte (as `folio verify-report --recompute` checks one file).
+async fn verify_period_reports(
+    pool: &PgPool,
+    options: &VerifyOptions<'_>,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let mut after = None;
+    loop {
+        let closes =
+            crate::periods::period_closes(pool, after, crate::periods::PERIOD_CLOSES_PAGE_MAX)
+                .await?;
+        let Some(last) = closes.last() else {
+            return Ok(());
+        };
+        after = Some(last.signed.report.period_end);
+        for close in &closes {
+            let signed = &close.signed;
+            let problem = |detail: String| Problem {
+                kind: ProblemKind::PeriodReportInvalid,
+                stream_id: None,
+                stream_version: None,
+                position: Some(signed.report.through_position),
+                detail: format!(
+                    "the close of the period through {}: {detail}",
+                    signed.report.period_end.to_rfc3339()
+                ),
+            };
+            if let Err(error) = signed.verify_signature(&options.public_key) {
+                report.add(problem(error.to_string()));
+                continue;
+            }
+            let (same, recomputed) = crate::periods::reproduces(pool, signed).await?;
+            if !same {
+                report.add(problem(format!(
+                    "the events give another report (digest {}, {} events, {} accounts)",
+                    recomputed.digest,
+                    recomputed.event_count,
+                    recomputed.accounts.len()
+                )));
+            }
+        }
+    }
 }
 
 async fn verify_transfers(
