@@ -8,6 +8,8 @@ WORKDIR /src
 # Dependencies first, built against stub sources, so that a change to Folio's own
 # code does not rebuild every crate from crates.io.
 COPY Cargo.toml Cargo.lock ./
+# sqlx-core with TCP_NODELAY, patched in by Cargo.toml (vendor/README.md).
+COPY vendor vendor
 COPY ledger/Cargo.toml ledger/
 # platform's build script fetches GraphiQL from the npm registry: here, so that the
 # download is cached with the dependencies.
