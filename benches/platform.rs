@@ -3,7 +3,9 @@
 //! pair is reported. Method and results: docs/benchmarks.md.
 //!
 //! Run with `scripts/services && cargo bench --bench platform`; `-- --quick` runs each
-//! scenario once for 5 s, `-- --run-seconds N` sets the length of every run. The platform
+//! scenario once for 5 s, `-- --run-seconds N` sets the length of every run, `-- --only TEXT` runs
+//! only the scenarios whose label contains TEXT (comma-separated; `visible` and `rebuild` name
+//! the once-only measurements) and prints a partial report. The platform
 //! (`folio up`) runs in this process on a fresh database and fresh JetStream names; pgbench
 //! gets a fresh database of its own (`folio_pgbench_<pid>`, dropped at the end).
 
@@ -1081,6 +1083,18 @@ impl Pair {
 struct Options {
     run: Duration,
     repetitions: usize,
+    /// `--only TEXT[,TEXT...]`: only the scenarios whose label contains one of the TEXTs,
+    /// and none of the once-only measurements (commit → visible, rebuild) unless a TEXT
+    /// names them (`visible`, `rebuild`). For working on one figure; the report is partial.
+    only: Option<String>,
+}
+
+impl Options {
+    fn wants(&self, label: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|text| label.contains(text)))
+    }
 }
 
 fn options() -> Options {
@@ -1092,9 +1106,15 @@ fn options() -> Options {
         .and_then(|i| arguments.get(i + 1))
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(if quick { 5 } else { 30 });
+    let only = arguments
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| arguments.get(i + 1))
+        .cloned();
     Options {
         run: Duration::from_secs(seconds),
         repetitions: if quick { 1 } else { 3 },
+        only,
     }
 }
 
@@ -1168,6 +1188,9 @@ async fn main() {
     ];
     let mut pairs = Vec::new();
     for scenario in scenarios {
+        if !options.wants(&scenario.label()) {
+            continue;
+        }
         let mut pair = Pair {
             scenario,
             pgbench: Vec::new(),
@@ -1193,6 +1216,29 @@ async fn main() {
         pairs.push(pair);
     }
 
+    if options.only.is_some() {
+        print_pairs(&pairs);
+        if options.wants("visible") {
+            let visibility = commit_to_visible(&bench, options.run).await;
+            print_visibility(&visibility);
+        }
+        if options.wants("rebuild") {
+            let nats = platform::messaging::connect(&settings.nats)
+                .await
+                .expect("NATS client");
+            let rebuilt = reporting::rebuild::rebuild(&pool, nats, &settings.nats, &|_, _| {})
+                .await
+                .expect("rebuild");
+            println!(
+                "read-model rebuild: {} events in {:.1} s, {:.0} events/s",
+                rebuilt.events,
+                rebuilt.elapsed.as_secs_f64(),
+                rebuilt.events_per_second()
+            );
+        }
+        pgbench.drop_database().await;
+        return;
+    }
     let visibility = commit_to_visible(&bench, options.run).await;
     let events = bench.stored().await;
     let nats = platform::messaging::connect(&settings.nats)
@@ -1206,12 +1252,8 @@ async fn main() {
     report(&pairs, &visibility, events, &rebuilt);
 }
 
-fn report(
-    pairs: &[Pair],
-    visibility: &Visibility,
-    events: i64,
-    rebuilt: &reporting::rebuild::RebuildReport,
-) {
+/// The two tables of the scenario pairs: rates and ratios, then costs per operation.
+fn print_pairs(pairs: &[Pair]) {
     println!(
         "\n| scenario | pgbench reference, clients | pgbench tps | Folio ops/s | Folio ÷ pgbench | Folio p50 / p99 ms | refused |"
     );
@@ -1226,11 +1268,10 @@ fn report(
     for pair in pairs {
         println!("{}", pair.cost_row());
     }
-    let find = |s: Scenario| pairs.iter().find(|p| p.scenario == s);
-    let hot_over_uniform = match (find(Scenario::Hot), find(Scenario::Transfers(IN_FLIGHT))) {
-        (Some(hot), Some(uniform)) => hot.folio_rate() / uniform.folio_rate(),
-        _ => 0.0,
-    };
+}
+
+/// The commit → visible line.
+fn print_visibility(visibility: &Visibility) {
     let d = &visibility.delays;
     println!(
         "\ncommit → visible, {PACED_TRANSFERS_PER_SECOND} transfers/s paced: {} sent ({:.0}/s answered, {} refused, answers p50 {:.1} ms, p99 {:.1} ms), visible p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; lag when it ended {} events ({:.2} s of load), caught up in {:.2} s",
@@ -1246,6 +1287,22 @@ fn report(
         visibility.lag.seconds_of_load(),
         visibility.lag.catch_up.as_secs_f64()
     );
+}
+
+fn report(
+    pairs: &[Pair],
+    visibility: &Visibility,
+    events: i64,
+    rebuilt: &reporting::rebuild::RebuildReport,
+) {
+    print_pairs(pairs);
+    let find = |s: Scenario| pairs.iter().find(|p| p.scenario == s);
+    let hot_over_uniform = match (find(Scenario::Hot), find(Scenario::Transfers(IN_FLIGHT))) {
+        (Some(hot), Some(uniform)) => hot.folio_rate() / uniform.folio_rate(),
+        _ => 0.0,
+    };
+    let d = &visibility.delays;
+    print_visibility(visibility);
     println!(
         "read-model rebuild: {} events in {:.1} s, {:.0} events/s ({events} events in the store)",
         rebuilt.events,

@@ -28,6 +28,8 @@ use crate::projection::{Delivery, Projector, READ_MODEL_SCHEMA};
 pub const REBUILD_SCHEMA: &str = "reporting_rebuild";
 /// Events applied per transaction while rebuilding.
 pub const REBUILD_BATCH_EVENTS: usize = 10_000;
+/// Batches the rebuild's reader may have fetched and decoded ahead of the one being written.
+pub const REBUILD_BATCHES_AHEAD: usize = 2;
 /// The read models rebuilt from the stream. The access log is a record of reads, not of
 /// events, and is kept as it is.
 pub const REBUILT_TABLES: [&str; 9] = [
@@ -102,12 +104,17 @@ pub async fn rebuild(
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
     prepare(&mut conn).await?;
     let projector = Projector::new(pool.clone(), settings.stream.clone()).in_schema(REBUILD_SCHEMA);
-    let mut reader = Reader::open(&js, settings, 1).await?;
+    // The reader fetches and decodes the next batch while the last one is written.
+    let mut batches = Reader::open(&js, settings, 1)
+        .await?
+        .ahead(REBUILD_BATCH_EVENTS, last);
     let mut events = 0u64;
     let mut reached = 0u64;
     progress(0, last);
     while reached < last {
-        let batch = reader.next_batch(REBUILD_BATCH_EVENTS, last).await?;
+        let Some(batch) = batches.recv().await.transpose()? else {
+            break;
+        };
         let Some(end) = batch.last().map(|d| d.stream_sequence) else {
             break;
         };
@@ -116,6 +123,7 @@ pub async fn rebuild(
         reached = end;
         progress(reached, last);
     }
+    drop(batches);
     build_indexes(&mut conn).await?;
 
     // The swap: the live tables are locked, then whatever the live projection applied
@@ -308,6 +316,30 @@ impl Reader {
             .await
             .map_err(|e| RebuildError::Nats(e.to_string()))?;
         Ok(Self { messages })
+    }
+
+    /// Reads batches of `size` up to stream sequence `until` in a task of its own, at most
+    /// [`REBUILD_BATCHES_AHEAD`] ahead of the writer; the channel ends after the last one
+    /// (or an error). Dropping the receiver stops the task.
+    fn ahead(
+        mut self,
+        size: usize,
+        until: u64,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<Delivery>, RebuildError>> {
+        let (send, receive) = tokio::sync::mpsc::channel(REBUILD_BATCHES_AHEAD);
+        tokio::spawn(async move {
+            loop {
+                let batch = self.next_batch(size, until).await;
+                let done = match &batch {
+                    Ok(batch) => batch.last().is_none_or(|d| d.stream_sequence >= until),
+                    Err(_) => true,
+                };
+                if send.send(batch).await.is_err() || done {
+                    return;
+                }
+            }
+        });
+        receive
     }
 
     /// Up to `size` deliveries, stopping after stream sequence `until`.
