@@ -352,7 +352,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             Ok(principal) => Ok(Authenticated(principal)),
             Err(error) => {
                 if let Some(log) = parts.extensions.get::<AccessLog>() {
-                    log.record_refusal(unauthenticated_access(parts, &error))
+                    log.record_refusal(unauthenticated_access(parts, &error.to_string()))
                         .await;
                 }
                 Err(unauthorized(error))
@@ -364,9 +364,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
 /// The longest route recorded for a refused request, in bytes.
 const ROUTE_LEN_MAX: usize = 200;
 
-/// The access-log row of a request to `parts` refused with `error` (HTTP 401): the
-/// method and path (cut at [`ROUTE_LEN_MAX`]), where it came from, and why.
-fn unauthenticated_access(parts: &Parts, error: &AuthError) -> Access {
+/// The access-log row of a request to `parts` whose credentials were refused for `reason`
+/// (HTTP 401, or a console session cookie): the method and path (cut at
+/// [`ROUTE_LEN_MAX`]), where it came from, and why.
+pub fn unauthenticated_access(parts: &Parts, reason: &str) -> Access {
     let mut route = format!("{} {}", parts.method, parts.uri.path());
     if route.len() > ROUTE_LEN_MAX {
         let mut end = ROUTE_LEN_MAX;
@@ -383,7 +384,7 @@ fn unauthenticated_access(parts: &Parts, error: &AuthError) -> Access {
         route,
         Some(crate::graphql::correlation_id(&parts.headers)),
         client_addr,
-        &error.to_string(),
+        reason,
     )
 }
 

@@ -34,7 +34,7 @@ pub(crate) struct AdjustmentsForm {
 const ADJUSTMENTS_QUERY: &str = "query ConsoleAdjustments($status: AdjustmentStatus, $accountId: UUID, $first: Int, $after: String) {
   adjustments(status: $status, accountId: $accountId, first: $first, after: $after) {
     pageInfo { hasNextPage endCursor }
-    nodes { id accountId amount reason valueDate evidence status requestedBy requestedAt decidedBy decidedAt comment }
+    nodes { id accountId amount reason valueDate evidence status requestedBy requestedAt expiresAt decidedBy decidedAt comment }
   }
 }";
 
@@ -119,9 +119,11 @@ async fn adjustments_page(
                         th scope="col" { "By" }
                         th scope="col" { "Account" }
                         th scope="col" class="amount" { "Amount" }
+                        th scope="col" { "Value date" }
                         th scope="col" { "Reason" }
                         th scope="col" { "Evidence" }
                         th scope="col" { "Status" }
+                        th scope="col" { "Expires" }
                         th scope="col" { "Decided" }
                         @if decides { th scope="col" { "Decision" } }
                     } }
@@ -134,9 +136,14 @@ async fn adjustments_page(
                                 td { (text(&a["requestedBy"])) }
                                 td { a href={ "/console/accounts/" (account) } { (short(&account)) } }
                                 td.amount { (text(&a["amount"])) }
+                                td {
+                                    @if a["valueDate"].is_null() { "on approval" }
+                                    @else { (when(&text(&a["valueDate"]), Tz::UTC)) }
+                                }
                                 td { (text(&a["reason"])) }
                                 td { (text(&a["evidence"])) }
                                 td { (text(&a["status"])) }
+                                td { @if a["status"] == "PENDING" { (when(&text(&a["expiresAt"]), Tz::UTC)) } }
                                 td {
                                     @if !a["decidedBy"].is_null() {
                                         (text(&a["decidedBy"])) ", " (when(&text(&a["decidedAt"]), Tz::UTC))
@@ -146,7 +153,11 @@ async fn adjustments_page(
                                 @if decides {
                                     td {
                                         @if a["status"] == "PENDING" {
-                                            (decision_form(session, &id))
+                                            @if accounts::domain::same_person(&text(&a["requestedBy"]), &session.principal().actor) {
+                                                "Your request: another supervisor decides it."
+                                            } @else {
+                                                (decision_form(session, &id))
+                                            }
                                         }
                                     }
                                 }

@@ -87,11 +87,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(to_sign_in("signed-out"));
         };
-        let principal = keys.verify(token).map_err(|_| to_sign_in("expired"))?;
         let client_addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let principal = match keys.verify(token) {
+            Ok(principal) => principal,
+            Err(error) => {
+                // A session cookie that is no longer (or never was) a valid token: an
+                // expired session, or a forged cookie. Either is a refused attempt.
+                if let Some(log) = parts.extensions.get::<AccessLog>() {
+                    let reason = format!("the session cookie is refused: {error}");
+                    log.record_refusal(platform::auth::unauthenticated_access(parts, &reason))
+                        .await;
+                }
+                return Err(to_sign_in("expired"));
+            }
+        };
         Ok(Self {
             request: RequestContext {
                 principal,

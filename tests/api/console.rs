@@ -183,6 +183,21 @@ async fn pages_need_a_session_and_sign_out_needs_the_csrf_field() {
         let location = answer.headers()[header::LOCATION].to_str().expect("text");
         assert!(location.starts_with("/console/sign-in"), "{location}");
     }
+    // No cookie is no attempt; a cookie that is not a valid token is a refused one.
+    let refused: Vec<(String, String, String)> = sqlx::query_as(
+        "select actor, query, refusal_reason from reporting.access_log where outcome = 'REFUSED'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("the refusals");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, "(unauthenticated)");
+    assert_eq!(refused[0].1, "GET /console/balances");
+    assert!(
+        refused[0].2.starts_with("the session cookie is refused"),
+        "{}",
+        refused[0].2
+    );
 
     let cookies = signed_in(&app, &app.token("carol", &[Role::Auditor])).await;
     let page = client()
@@ -403,7 +418,14 @@ async fn a_second_supervisor_approves_in_the_console_and_the_requester_cannot() 
             })
             .await;
             let csrf = input_value(&html, "csrf").to_string();
-            let key = input_value(&html, "idempotencyKey").to_string();
+            // The maker's page offers no decision form (so no key): the request is forged
+            // by hand, as a script would, and the server still refuses it.
+            let key = if html.contains("name=\"idempotencyKey\"") {
+                input_value(&html, "idempotencyKey").to_string()
+            } else {
+                assert!(html.contains("Your request: another supervisor decides it."));
+                crate::helpers::key()
+            };
             client()
                 .post(app.url(&format!("/console/adjustments/{id}/decision")))
                 .header(header::COOKIE, &cookies)
