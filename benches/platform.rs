@@ -716,9 +716,20 @@ impl Bench {
         }
     }
 
+    /// Folio's counterpart of pgbench's vacuum step, outside the measured window:
+    /// `VACUUM (ANALYZE)` of Folio's database, which a production server's autovacuum does
+    /// in the background. Without it (this machine runs PostgreSQL with `autovacuum = off`)
+    /// the read models' updated rows pile up as dead tuples and the planner never learns
+    /// how large the tables have grown, and every run is slower than the one before.
+    async fn vacuum(&self) {
+        let mut conn = self.pool.acquire().await.expect("a connection");
+        conn.execute("vacuum (analyze)").await.expect("vacuum");
+    }
+
     /// `scenario` for `duration` with its requests in flight, each worker issuing its next
     /// request when the last one answers; then, for writes, the projection's catch-up.
     async fn run(&self, scenario: Scenario, duration: Duration) -> FolioRun {
+        self.vacuum().await;
         let stored_before = self.stored().await;
         let before = Usage::now(self.ticks);
         let started = Instant::now();
@@ -830,6 +841,7 @@ struct Visibility {
 }
 
 async fn commit_to_visible(bench: &Bench, duration: Duration) -> Visibility {
+    bench.vacuum().await;
     let stored_before = bench.stored().await;
     let pending: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
     let answers: Arc<Mutex<Vec<Duration>>> = Arc::default();
