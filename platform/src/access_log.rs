@@ -39,6 +39,11 @@ pub const ACCESS_LOG_QUEUE_MAX: usize = 4_096;
 pub const UNAUTHENTICATED_ACTOR: &str = "(unauthenticated)";
 /// The longest reason recorded; longer ones are cut at a character boundary.
 pub const REFUSAL_REASON_LEN_MAX: usize = 500;
+/// The most bytes of arguments (as JSON) a refused attempt records. A refusal's arguments
+/// are the caller's, unchecked (a refused `executeBatch` carries up to 256 KiB): beyond
+/// this, the row keeps their size only, so a caller without the role cannot make each
+/// refusal write a large row.
+pub const REFUSED_ARGUMENTS_BYTES_MAX: usize = 4_096;
 
 /// The names reads are recorded under (refusals of other operations use the GraphQL
 /// field's name or the HTTP route).
@@ -154,6 +159,12 @@ impl Access {
         arguments: Value,
         error: &ApiError,
     ) -> Self {
+        let size = arguments.to_string().len();
+        let arguments = if size > REFUSED_ARGUMENTS_BYTES_MAX {
+            serde_json::json!({ "omitted": format!("{size} bytes of arguments") })
+        } else {
+            arguments
+        };
         Self {
             query: query.into(),
             refusal: Some(Refusal::of(error)),
@@ -349,6 +360,30 @@ mod tests {
         let refusal = Refusal::new("FORBIDDEN", &reason);
         assert!(refusal.reason.len() <= REFUSAL_REASON_LEN_MAX);
         assert_eq!(refusal.reason.chars().count(), REFUSAL_REASON_LEN_MAX / 2);
+    }
+
+    #[test]
+    fn a_refusal_keeps_small_arguments_and_only_the_size_of_large_ones() {
+        let request = RequestContext {
+            principal: crate::Principal {
+                actor: "nick".into(),
+                roles: Default::default(),
+            },
+            correlation_id: "c".into(),
+            client_addr: None,
+        };
+        let error = ApiError::forbidden(&[crate::Role::Teller]);
+        let small = serde_json::json!({ "input": { "amount": "5.00" } });
+        assert_eq!(
+            Access::refused(&request, "deposit", small.clone(), &error).arguments,
+            small
+        );
+        let large = serde_json::json!({ "input": "x".repeat(REFUSED_ARGUMENTS_BYTES_MAX) });
+        let size = large.to_string().len();
+        assert_eq!(
+            Access::refused(&request, "executeBatch", large, &error).arguments,
+            serde_json::json!({ "omitted": format!("{size} bytes of arguments") })
+        );
     }
 
     #[test]
